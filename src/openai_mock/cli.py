@@ -1,0 +1,107 @@
+"""`openai-mock serve | check | schema`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import trio
+
+from . import __version__
+from .log import RequestLog
+from .scenario import ConfigError, load
+from .scenario.schema import json_schema
+from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, tune_gc
+
+EXIT_BAD_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="openai-mock", description="A mock server of the OpenAI HTTP API.")
+    parser.add_argument("--version", action="version", version=f"openai-mock {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve a configuration")
+    serve.add_argument("--config", "-c", help="a scenario file, a folder of them, or - for standard input "
+                                               "(default: the bundled scenarios)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", "-p", type=int, help=f"port (default: the file's `port`, else {DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--watch", "-w", action="store_true", help="reload when the configuration changes")
+    serve.add_argument("--verbose", "-v", action="store_true", help="log one line per request")
+    serve.add_argument("--log-file", help="write the log here instead of standard error")
+    serve.add_argument("--max-body-size", type=int, default=None, metavar="BYTES",
+                       help="refuse request bodies larger than this with 413 (default 32 MiB)")
+
+    check = commands.add_parser("check", help="validate scenario files; exit 2 when any is invalid")
+    check.add_argument("paths", nargs="+", help="files or folders")
+
+    commands.add_parser("schema", help="print the JSON Schema of scenario files")
+
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.paths)
+    if args.command == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    return _serve(args)
+
+
+def _check(paths: list[str]) -> int:
+    status = 0
+    for path in paths:
+        try:
+            config = load(Path(path) if path != "-" else path)
+        except ConfigError as error:
+            print(error, file=sys.stderr)
+            status = EXIT_BAD_CONFIG
+        else:
+            print(f"{path}: ok, {len(config.rules)} rules")
+    return status
+
+
+def _serve(args: argparse.Namespace) -> int:
+    source = args.config if args.config is not None else bundled_scenarios()
+    try:
+        config = load(Path(source) if source != "-" else "-")
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if args.watch and source == "-":
+        print("--watch needs a file or folder, not standard input", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    port = args.port if args.port is not None else config.port if config.port is not None else DEFAULT_PORT
+    try:
+        sock = listen(args.host, port)
+    except OSError as error:
+        from .http.transport import describe_bind_error
+
+        print(f"openai-mock: {describe_bind_error(error, args.host, port)}", file=sys.stderr)
+        return 1
+    log_stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else sys.stderr  # noqa: SIM115
+    server = Server(config, log=RequestLog(log_stream, verbose=args.verbose),
+                    max_body=args.max_body_size or 32 * 1024 * 1024)
+    host, bound = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve, sock)
+            if args.watch:
+                nursery.start_soon(server.watch, Path(source))
+            tune_gc()
+            print(f"http://{shown}:{bound}/v1", flush=True)
+
+    try:
+        trio.run(run)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if log_stream is not sys.stderr:
+            log_stream.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

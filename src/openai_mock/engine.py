@@ -1,0 +1,194 @@
+"""The engine: the only stateful part. Turns (rule, request, session state) into a `Plan`.
+
+State lives per session (the `X-Mock-Session` header): step counters per rule, request
+counters for seeded ids, and stored Responses API conversations. `plan()` never awaits,
+so under trio every request sees and updates the state atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from . import tokens
+from .conversation import Conversation, Message
+from .matching import Match, NoMatch, match
+from .plan import ALNUM, HEX, Plan, Timing, Usage, token
+from .scenario.model import Behaviour, Config, ErrorSpec, Reply
+
+ID_PREFIX = {"chat": "chatcmpl-", "responses": "resp_", "completions": "cmpl-"}
+ID_LENGTH = {"chat": 29, "responses": 48, "completions": 29}
+
+
+@attrs.frozen
+class Request:
+    """A generation request, whatever endpoint it came from."""
+
+    endpoint: str  # chat | responses | completions
+    model: str
+    conversation: Conversation  # this request's own messages
+    stream: bool = False
+    session: str = "default"
+    previous_response_id: str | None = None  # responses: continue a stored conversation
+    instructions: str | None = None  # responses: a system message, never carried over
+    store: bool = False  # responses: keep this one for previous_response_id
+    options: Any = None  # the endpoint's own options, passed through to its encoder
+
+
+@attrs.frozen
+class Stored:
+    """A stored Responses API response: its plan and the conversation it ends."""
+
+    plan: Plan
+    history: Conversation  # every turn so far, this reply included, without instructions
+    instructions: str | None
+    input_items: tuple[Any, ...] = ()
+    previous_response_id: str | None = None
+
+
+class Engine:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self._steps: dict[tuple[str, str], int] = defaultdict(int)
+        self._requests: dict[str, int] = defaultdict(int)
+        self._stored: dict[str, dict[str, Stored]] = defaultdict(dict)
+
+    # state ---------------------------------------------------------------------------------
+
+    def replace(self, config: Config) -> None:
+        """Serve another configuration from now on; all state starts afresh."""
+        self.config = config
+        self.reset()
+
+    def reset(self, session: str | None = None) -> None:
+        if session is None:
+            self._steps.clear()
+            self._requests.clear()
+            self._stored.clear()
+            return
+        for key in [k for k in self._steps if k[0] == session]:
+            del self._steps[key]
+        self._requests.pop(session, None)
+        self._stored.pop(session, None)
+
+    def stored(self, session: str, response_id: str) -> Stored | None:
+        return self._stored.get(session, {}).get(response_id)
+
+    def delete_stored(self, session: str, response_id: str) -> bool:
+        return self._stored.get(session, {}).pop(response_id, None) is not None
+
+    def request_seed(self, session: str) -> int:
+        """The seed of this session's next request: reproducible when the config has a `seed`."""
+        if self.config.seed is None:
+            return random.getrandbits(63)
+        self._requests[session] += 1
+        digest = hashlib.sha256(f"{self.config.seed}:{session}:{self._requests[session]}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+    # planning ------------------------------------------------------------------------------
+
+    def plan(self, request: Request, seed: int) -> Plan:
+        """What happens to `request`; `seed` is this request's (see `request_seed`)."""
+        base = dict(request_id=request_id(seed), seed=seed, stream=request.stream,
+                    created=int(self.clock()), model=request.model, options=request.options)
+        conversation, history, error = self._conversation(request)
+        if error is not None:
+            return Plan(error=error, **base)
+        found = match(self.config.rules, conversation)
+        if isinstance(found, NoMatch):
+            return Plan(error=ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
+                                        code="no_matching_rule"), **base)
+        plan = self._plan_reply(found, request, conversation, base)
+        if request.endpoint == "responses" and request.store and plan.error is None:
+            self._store(request, plan, history)
+        return plan
+
+    def _conversation(self, request: Request) -> tuple[Conversation, Conversation, ErrorSpec | None]:
+        """(what is matched, the stored history this request continues, an error)."""
+        if request.endpoint != "responses":
+            return request.conversation, (), None
+        history: Conversation = ()
+        if request.previous_response_id is not None:
+            previous = self.stored(request.session, request.previous_response_id)
+            if previous is None:
+                return (), (), ErrorSpec(
+                    status=400, type="invalid_request_error", param="previous_response_id",
+                    code="previous_response_not_found",
+                    message=f"Previous response with id '{request.previous_response_id}' not found.")
+            history = previous.history
+        history += request.conversation
+        if request.instructions is None:
+            return history, history, None
+        return (Message(role="system", content=request.instructions),) + history, history, None
+
+    def _plan_reply(self, found: Match, request: Request, conversation: Conversation, base: dict) -> Plan:
+        rule = found.rule
+        key = (request.session, rule.id)
+        count = self._steps[key]
+        self._steps[key] = count + 1
+        behaviour, step = rule.behaviour, None
+        if rule.steps:
+            step = count % len(rule.steps) if rule.cycle else min(count, len(rule.steps) - 1)
+            behaviour = rule.steps[step].over(rule.behaviour)
+        return attrs.evolve(
+            self._content(rule.response, found.reply, request, conversation, base),
+            rule_id=rule.id, step=step, **_behaviour_fields(behaviour, request.stream, base["seed"]),
+        )
+
+    def _content(self, response: Any, reply: Reply, request: Request, conversation: Conversation,
+                 base: dict) -> Plan:
+        prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
+        alphabet = HEX if request.endpoint == "responses" else ALNUM
+        fields = dict(base, reply=reply, id=prefix + token(base["seed"], "id", length, alphabet))
+        usage = Usage(tokens.prompt_tokens(conversation), tokens.completion_tokens(reply.content, reply.tool_calls))
+        if isinstance(response, dict):
+            given = response.get("usage")
+            if isinstance(given, dict):
+                usage = Usage(int(given.get("prompt_tokens", usage.prompt_tokens)),
+                              int(given.get("completion_tokens", usage.completion_tokens)), given=given)
+            if request.endpoint == "chat":
+                fields["response"] = response
+                fields["id"] = response.get("id") or fields["id"]
+                fields["created"] = response.get("created") or fields["created"]
+                fields["model"] = response.get("model") or fields["model"]
+        return Plan(usage=usage, **fields)
+
+    def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
+        assert plan.reply is not None
+        reply = Message(role="assistant", content=plan.reply.content, tool_calls=plan.reply.tool_calls)
+        self._stored[request.session][plan.id] = Stored(
+            plan=plan, history=history + (reply,), instructions=request.instructions,
+            previous_response_id=request.previous_response_id,
+        )
+
+
+def request_id(seed: int) -> str:
+    """The x-request-id of the request with this seed."""
+    return "req_" + token(seed, "request", 32, HEX)
+
+
+def _behaviour_fields(b: Behaviour, stream: bool, seed: int) -> dict[str, Any]:
+    timing = Timing(latency_ms=b.latency_ms or 0.0, first_chunk_delay_ms=b.first_chunk_delay_ms or 0.0,
+                    delay_ms=b.delay_ms or 0.0, jitter_ms=b.jitter_ms or 0.0, hang_ms=b.hang_ms, seed=seed)
+    fields: dict[str, Any] = dict(timing=timing, headers=b.headers or (), chunking=b.chunking or "word")
+    failure = b.failure
+    if failure is None and b.fail_after_chunks is not None:
+        failure = "disconnect"  # the documented default
+    if failure == "error_event":
+        if stream:
+            fields.update(failure=failure, fail_after=b.fail_after_chunks,
+                          stream_error=b.error or ErrorSpec(status=500))
+        else:  # no stream to carry the event: the error arrives as an HTTP error
+            fields["error"] = b.error or ErrorSpec(status=500)
+    elif b.error is not None:
+        fields["error"] = b.error
+    elif failure is not None:
+        fields.update(failure=failure, fail_after=b.fail_after_chunks if stream else None)
+    return fields

@@ -1,0 +1,141 @@
+"""The executor: carries a Plan out over HTTP. Waits, frames and faults happen here, the same
+way for every endpoint; what the frames say was decided by the engine and the encoders."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import trio
+from quart import Response
+
+from ..journal import Entry, Journal
+from ..plan import Plan
+from ..wire import sse
+from ..wire.errors import error_body
+from .transport import Connection
+
+JSON = "application/json"
+EVENT_STREAM = "text/event-stream; charset=utf-8"
+
+
+@attrs.frozen
+class Encoder:
+    """An endpoint's encoders: the whole object for a plain response, the frames for a stream."""
+
+    body: Callable[[Plan], Any]
+    stream: Callable[[Plan], sse.StreamBody]
+
+
+def json_response(value: Any, status: int = 200, headers: Any = ()) -> Response:
+    return Response(sse.dumps(value), status=status, headers=list(headers), content_type=JSON)
+
+
+def error_response(plan: Plan, headers: Any = ()) -> Response:
+    """The plan's error as the real API sends it (or the configured raw body)."""
+    spec = plan.error
+    assert spec is not None
+    merged = _merge(plan.headers + tuple(headers), spec.headers)
+    if spec.body is not None:
+        return Response(spec.body.encode(), status=spec.status, headers=merged,
+                        content_type=spec.content_type or "text/html; charset=utf-8")
+    return json_response(error_body(spec, plan.model), spec.status, merged)
+
+
+def _merge(*layers: Any) -> list[tuple[str, str]]:
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer:
+            merged[name.lower()] = (name, value)
+    return list(merged.values())
+
+
+async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, entry: Entry,
+                  journal: Journal) -> Response:
+    """Wait, then send the plan's response; the journal entry follows what really happened."""
+    entry.rule_id, entry.step, entry.stream = plan.rule_id, plan.step, plan.stream
+    latency, _ = plan.timing.waits(0)
+    try:
+        if latency:
+            await trio.sleep(latency)
+        if plan.error is not None:
+            entry.status = plan.error.status
+            entry.error = plan.error.message
+            journal.finish(entry, "error")
+            return error_response(plan)
+        if plan.fails_before_headers:
+            await _strike(plan, connection, entry, journal)
+            return Response(b"", status=200)  # never reaches the client: the connection is gone
+    except BaseException:
+        journal.finish(entry, "client_disconnected")
+        raise
+    entry.status = 200
+    if not plan.stream:
+        return _plain(plan, encoder, entry, journal)
+    response = Response(_stream(plan, encoder.stream(plan), connection, entry, journal),
+                        status=200, headers=list(plan.headers), content_type=EVENT_STREAM)
+    response.timeout = None
+    return response
+
+
+async def _strike(plan: Plan, connection: Connection | None, entry: Entry, journal: Journal) -> None:
+    """A failure with nothing sent: drop, reset, or hang and then drop."""
+    if plan.failure == "hang":
+        await _hang(plan)
+    journal.finish(entry, f"failed:{plan.failure}")
+    await _cut(plan.failure, connection)
+
+
+async def _hang(plan: Plan) -> None:
+    if plan.timing.hang_ms is None:
+        await trio.sleep_forever()  # until the client leaves: trio.Cancelled
+    await trio.sleep(plan.timing.hang_ms / 1000)
+
+
+async def _cut(failure: str | None, connection: Connection | None) -> None:
+    if connection is None:  # pragma: no cover - only when served without our transport
+        raise RuntimeError("connection faults need openai_mock's transport")
+    if failure == "reset":
+        await connection.reset()
+    else:
+        connection.drop()
+
+
+def _plain(plan: Plan, encoder: Encoder, entry: Entry, journal: Journal) -> Response:
+    body = sse.dumps(encoder.body(plan))
+    outcome = "completed"
+    if plan.failure == "truncate":  # the body ends cleanly before anything was in it
+        body, outcome = b"", "failed:truncate"
+    elif plan.failure == "malformed":
+        body, outcome = body[: len(body) // 2], "failed:malformed"
+    journal.finish(entry, outcome)
+    return Response(body, status=200, headers=list(plan.headers), content_type=JSON)
+
+
+async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | None, entry: Entry,
+                  journal: Journal) -> AsyncIterator[bytes]:
+    frames = body.frames
+    count = len(frames) if plan.failure is None else min(plan.fail_after or 0, len(frames))
+    _, waits = plan.timing.waits(count)
+    try:
+        for frame, wait in zip(frames[:count], waits, strict=True):
+            if wait:
+                await trio.sleep(wait)
+            yield frame
+            entry.chunks_sent += 1
+        if plan.failure is None:
+            journal.finish(entry, "completed")
+            yield body.done
+            return
+        if plan.failure == "hang":
+            await _hang(plan)
+        journal.finish(entry, f"failed:{plan.failure}")
+        if plan.failure in ("disconnect", "reset", "hang"):
+            await _cut(plan.failure, connection)
+            return
+        for frame in body.tail:  # malformed, error_event; truncate has none
+            yield frame
+    except BaseException:  # trio.Cancelled or GeneratorExit: the client left first
+        journal.finish(entry, "client_disconnected")
+        raise

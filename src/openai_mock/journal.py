@@ -1,0 +1,70 @@
+"""The journal: what each request got, for `GET /_mock/requests` and the pytest report."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+LIMIT = 10_000  # the oldest entries go first beyond this
+
+
+@attrs.define
+class Entry:
+    id: str
+    time: float
+    method: str
+    path: str
+    session: str
+    stream: bool = False
+    rule_id: str | None = None
+    step: int | None = None
+    status: int | None = None
+    chunks_sent: int = 0
+    outcome: str | None = None  # completed | failed:<failure> | client_disconnected | error
+    duration_ms: float | None = None
+    body: Any = None  # the request's JSON body
+    error: str | None = None  # the error message, when the response was an error
+    started: float = attrs.field(factory=time.perf_counter, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "time": self.time, "method": self.method, "path": self.path,
+            "session": self.session, "rule_id": self.rule_id, "step": self.step, "status": self.status,
+            "stream": self.stream, "chunks_sent": self.chunks_sent, "outcome": self.outcome,
+            "duration_ms": self.duration_ms, "error": self.error, "body": self.body,
+        }
+
+
+class Journal:
+    def __init__(self, limit: int = LIMIT, on_finish: Callable[[Entry], None] | None = None):
+        self._entries: deque[Entry] = deque(maxlen=limit)
+        self.on_finish = on_finish
+
+    def start(self, request_id: str, method: str, path: str, session: str, body: Any = None) -> Entry:
+        entry = Entry(id=request_id, time=time.time(), method=method, path=path, session=session, body=body)
+        self._entries.append(entry)
+        return entry
+
+    def finish(self, entry: Entry, outcome: str) -> None:
+        """Record how `entry` ended; only the first call counts."""
+        if entry.duration_ms is not None:
+            return
+        entry.outcome = outcome
+        entry.duration_ms = round((time.perf_counter() - entry.started) * 1000, 3)
+        if self.on_finish is not None:
+            self.on_finish(entry)
+
+    def entries(self, session: str | None = None) -> list[dict[str, Any]]:
+        return [e.as_json() for e in self._entries if session is None or e.session == session]
+
+    def clear(self, session: str | None = None) -> None:
+        if session is None:
+            self._entries.clear()
+        else:
+            kept = [e for e in self._entries if e.session != session]
+            self._entries.clear()
+            self._entries.extend(kept)

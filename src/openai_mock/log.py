@@ -1,0 +1,57 @@
+"""The request log (`serve -v`): one line per request, in columns that are easy to scan."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .journal import Entry
+
+
+class RequestLog:
+    def __init__(self, stream: TextIO | None, verbose: bool = False):
+        self.stream = stream
+        self.verbose = verbose
+
+    def _write(self, line: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed pipe or file must not take the server down
+            pass
+
+    def message(self, text: str) -> None:
+        """Always written (not only with -v): reloads, configuration errors."""
+        for line in text.splitlines():
+            self._write(f"{_now()} {line}")
+
+    def request(self, method: str, path: str, status: int, duration_ms: float, detail: str = "") -> None:
+        if self.verbose:
+            self._write(f"{_now()} {method:<6} {path:<28} {status:>3} {duration_ms:>8.1f}ms{detail}")
+
+    def entry(self, entry: Entry) -> None:
+        if not self.verbose:
+            return
+        detail = f"  rule={entry.rule_id or '-'}"
+        if entry.step is not None:
+            detail += f" step={entry.step}"
+        if entry.session != "default":
+            detail += f" session={entry.session}"
+        if entry.stream:
+            detail += f" stream chunks={entry.chunks_sent}"
+        if entry.outcome not in ("completed", "error"):
+            detail += f" {entry.outcome}"
+        if entry.error and entry.rule_id is None:
+            detail += f"  {entry.error}"
+        self.request(entry.method, entry.path, entry.status or 0, entry.duration_ms or 0.0, detail)
+
+
+def _now() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def stderr_log(verbose: bool) -> RequestLog:
+    return RequestLog(sys.stderr, verbose)

@@ -1,0 +1,95 @@
+"""A Plan: everything that will happen to one request, as plain data.
+
+The engine makes plans; the wire encoders read them; the executor carries them out. The
+same seed and state give the same plan, waits and ids included.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+import attrs
+
+from .scenario.model import ErrorSpec, Reply
+
+ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
+
+
+def token(seed: int, label: str, length: int, alphabet: str = ALNUM) -> str:
+    """A random-looking string that depends only on (seed, label)."""
+    return "".join(random.Random(f"{seed}/{label}").choices(alphabet, k=length))
+
+
+@attrs.frozen
+class Timing:
+    """The waits of one response, in milliseconds as configured; `jitter_ms` is drawn from `seed`."""
+
+    latency_ms: float = 0.0
+    first_chunk_delay_ms: float = 0.0
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    hang_ms: float | None = None
+    seed: int = 0
+
+    def waits(self, chunks: int) -> tuple[float, list[float]]:
+        """(the wait before the headers, the wait before each chunk), in seconds."""
+        if not self.jitter_ms:
+            first, rest = self.first_chunk_delay_ms / 1000, self.delay_ms / 1000
+            return self.latency_ms / 1000, [first] + [rest] * (chunks - 1) if chunks else []
+        rng = random.Random(self.seed)
+        jitter = self.jitter_ms
+
+        def vary(ms: float) -> float:
+            return max(0.0, ms + rng.uniform(-jitter, jitter)) / 1000
+
+        latency = vary(self.latency_ms)
+        return latency, [vary(self.first_chunk_delay_ms if i == 0 else self.delay_ms) for i in range(chunks)]
+
+
+@attrs.frozen
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    given: Any = None  # a usage object from the scenario, served as given
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@attrs.frozen
+class Plan:
+    request_id: str  # x-request-id
+    seed: int  # every other generated id and padding derives from it
+    stream: bool
+    rule_id: str | None = None
+    step: int | None = None
+    timing: Timing = Timing()
+    headers: tuple[tuple[str, str], ...] = ()
+    # what is sent: an HTTP error instead of the reply, or the reply
+    error: ErrorSpec | None = None
+    reply: Reply | None = None
+    id: str = ""  # chatcmpl-..., resp_..., cmpl-...
+    created: int = 0
+    model: str = ""
+    usage: Usage | None = None
+    response: Any = None  # matcher form: the chat.completion object as configured
+    chunking: str | int = "word"
+    # how it ends
+    fail_after: int | None = None
+    failure: str | None = None
+    stream_error: ErrorSpec | None = None  # the payload of failure: error_event
+    options: Any = None  # the endpoint's own request options (include_usage, instructions, ...)
+
+    def make_id(self, label: str, length: int, alphabet: str = ALNUM) -> str:
+        return token(self.seed, label, length, alphabet)
+
+    @property
+    def fails_before_headers(self) -> bool:
+        """Faults that strike before anything is sent: no response at all."""
+        if self.failure in ("disconnect", "reset", "hang"):
+            return self.fail_after is None or not self.stream
+        return False

@@ -1,0 +1,703 @@
+"""Load and validate scenario files into a `Config`.
+
+Every problem found is reported as `FILE:LINE:COLUMN: message`; loading goes on after a
+problem so that one run names all of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from . import keys
+from .model import Behaviour, Config, ErrorSpec, Reply, Rule, TextMatch, ToolCall, Turn
+from .yamlsrc import Pos, Problem, YList, YMap, parse
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+class ConfigError(Exception):
+    """A configuration with problems; `str()` gives one `FILE:LINE:COLUMN: message` per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.pos.file, p.pos.line, p.pos.column))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def load(source: str | Path | Mapping[str, Any]) -> Config:
+    """A configuration from a file or folder path, `-` (standard input), YAML text or a dict."""
+    if isinstance(source, Mapping):
+        return load_text(yaml.safe_dump(_plain(source), sort_keys=False), "<dict>")
+    if isinstance(source, Path):
+        return load_path(source)
+    if source == "-":
+        return load_text(sys.stdin.read(), "<stdin>")
+    if "\n" not in source and (Path(source).exists() or source.endswith(SCENARIO_SUFFIXES)):
+        return load_path(Path(source))
+    return load_text(source, "<string>")
+
+
+def load_path(path: Path) -> Config:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
+        if not files:
+            raise ConfigError([Problem(Pos(str(path), 1, 1), "no *.yaml or *.yml files in this folder")])
+    elif path.exists():
+        files = [path]
+    else:
+        raise ConfigError([Problem(Pos(str(path), 1, 1), "no such file or folder")])
+    documents = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError([Problem(Pos(str(file), 1, 1), f"cannot read: {error}")]) from None
+        documents.append((text, str(file)))
+    return _load_documents(documents)
+
+
+def load_text(text: str, name: str = "<string>") -> Config:
+    return _load_documents([(text, name)])
+
+
+def watched_files(path: Path) -> list[Path]:
+    """The files a configuration at `path` is read from (for --watch)."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES)
+    return [path]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _load_documents(documents: list[tuple[str, str]]) -> Config:
+    checker = _Checker()
+    for text, name in documents:
+        value, problems = parse(text, name)
+        checker.problems.extend(problems)
+        if value is not None:
+            checker.document(value, name)
+    return checker.finish([name for _, name in documents])
+
+
+# --- checking ------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.settings: dict[str, tuple[Any, Pos]] = {}
+        self.defaults = Behaviour()
+        self.defaults_pos: Pos | None = None
+        self.rules: list[Rule] = []
+        self.rule_sources: list[tuple[YMap, Pos]] = []
+        self.ids: dict[str, Pos] = {}
+
+    def report(self, pos: Pos, message: str) -> None:
+        self.problems.append(Problem(pos, message))
+
+    # the document --------------------------------------------------------------------------
+
+    def document(self, value: Any, name: str) -> None:
+        if isinstance(value, YList):  # a bare list of rules
+            self.rule_list(value)
+            return
+        if not isinstance(value, YMap):
+            pos = getattr(value, "pos", Pos(name, 1, 1))
+            self.report(pos, "a scenario file is a mapping with a `responses:` list of rules")
+            return
+        self.known_keys(value, keys.TOP, "at the top level")
+        for key in ("apiKey", "api_key", "port", "seed", "cors", "models"):
+            if key in value:
+                self.setting(value, key)
+        if "defaults" in value:
+            self.defaults_block(value)
+        for key in ("responses", "scenarios"):
+            if key in value:
+                rules = value[key]
+                if rules is None:
+                    continue
+                if not isinstance(rules, YList):
+                    self.report(value.at(key), f"`{key}` must be a list of rules")
+                    continue
+                self.rule_list(rules)
+
+    def setting(self, doc: YMap, key: str) -> None:
+        name = "apiKey" if key == "api_key" else key
+        raw, pos = doc[key], doc.at(key)
+        if key in ("apiKey", "api_key"):
+            value = self.string(raw, pos, key)
+        elif key in ("port", "seed"):
+            value = self.integer(raw, pos, key, minimum=0 if key == "port" else None,
+                                 maximum=65535 if key == "port" else None)
+        elif key == "models":
+            value = self.string_list(raw, pos, key)
+        else:  # cors
+            value = None
+            if isinstance(raw, YMap):
+                self.known_keys(raw, keys.CORS, "in `cors`")
+                if "origins" in raw:
+                    value = self.string_list(raw["origins"], raw.at("origins"), "cors.origins")
+            else:
+                self.report(pos, "`cors` must be a mapping like {origins: [https://app.example]}")
+        if value is _MISSING:
+            return
+        if name in self.settings and self.settings[name][0] != value:
+            first = self.settings[name][1]
+            self.report(doc.key_at(key), f"`{key}` is set again with another value (first set at {first})")
+            return
+        self.settings[name] = (value, doc.key_at(key))
+
+    def defaults_block(self, doc: YMap) -> None:
+        block = doc["defaults"]
+        if block is None:
+            return
+        if not isinstance(block, YMap):
+            self.report(doc.at("defaults"), "`defaults` must be a mapping of behaviour keys")
+            return
+        self.known_keys(block, {**keys.BEHAVIOUR, **keys.DEFAULTS_ONLY}, "in `defaults`")
+        behaviour = self.behaviour(block)
+        if self.defaults_pos is not None and behaviour != Behaviour():
+            for field in attrs.fields(Behaviour):
+                mine, theirs = getattr(behaviour, field.name), getattr(self.defaults, field.name)
+                if mine is not None and theirs is not None and mine != theirs:
+                    self.report(doc.key_at("defaults"),
+                                f"`defaults.{field.name}` is set again with another value "
+                                f"(first set at {self.defaults_pos})")
+        self.defaults = behaviour.over(self.defaults)
+        self.defaults_pos = self.defaults_pos or doc.key_at("defaults")
+
+    def rule_list(self, rules: YList) -> None:
+        for index, raw in enumerate(rules):
+            if not isinstance(raw, YMap):
+                self.report(rules.at(index), "a rule must be a mapping with an `id`")
+                continue
+            self.rule_sources.append((raw, rules.at(index)))
+
+    def finish(self, names: list[str]) -> Config:
+        for raw, pos in self.rule_sources:
+            rule = self.rule(raw, pos, len(self.rules))
+            if rule is not None:
+                self.rules.append(rule)
+        if self.problems:
+            raise ConfigError(self.problems)
+        settings = {name: value for name, (value, _) in self.settings.items()}
+        cors = settings.get("cors")
+        return Config(
+            rules=tuple(self.rules),
+            api_key=settings.get("apiKey"),
+            port=settings.get("port"),
+            seed=settings.get("seed"),
+            cors_origins=tuple(cors) if cors else None,
+            defaults=self.defaults,
+            models=tuple(settings.get("models") or ()),
+            files=tuple(names),
+        )
+
+    # a rule ------------------------------------------------------------------------------
+
+    def rule(self, raw: YMap, pos: Pos, index: int) -> Rule | None:
+        before = len(self.problems)
+        self.known_keys(raw, keys.RULE, "in a rule")
+        rule_id = raw.get("id")
+        if "id" not in raw:
+            self.report(pos, "a rule needs an `id`")
+            rule_id = f"<rule at {pos}>"
+        elif not isinstance(rule_id, str) or not rule_id.strip():
+            if isinstance(rule_id, (int, float)) and not isinstance(rule_id, bool):
+                rule_id = str(rule_id)
+            else:
+                self.report(raw.at("id"), "`id` must be a non-empty string")
+                rule_id = f"<rule at {pos}>"
+        if "id" in raw and rule_id in self.ids:
+            self.report(raw.at("id"), f"duplicate rule id '{rule_id}' (first defined at {self.ids[rule_id]})")
+        else:
+            self.ids[rule_id] = raw.at("id")
+
+        behaviour = self.behaviour(raw)
+        steps: tuple[Behaviour, ...] = ()
+        if "steps" in raw:
+            steps = self.steps(raw)
+        cycle = False
+        if "cycle" in raw:
+            if isinstance(raw["cycle"], bool):
+                cycle = raw["cycle"]
+            else:
+                self.report(raw.at("cycle"), "`cycle` must be true or false")
+
+        has_flow, has_matcher = "messages" in raw, "matcher" in raw
+        has_response, has_reply = "response" in raw, "reply" in raw
+        if has_flow and (has_matcher or has_response or has_reply):
+            other = "matcher" if has_matcher else "response" if has_response else "reply"
+            self.report(raw.key_at(other),
+                        f"a rule has either `messages` (a conversation flow) or `matcher` with "
+                        f"`response`/`reply`, not both: remove `{other}` or `messages`")
+            return None
+        if has_response and has_reply:
+            self.report(raw.key_at("reply"), "give `response` or `reply`, not both")
+            return None
+
+        common = dict(id=rule_id, pos=raw.key_at("id") if "id" in raw else pos,
+                      behaviour=behaviour.over(self.defaults), steps=steps, cycle=cycle, index=index)
+        if has_flow:
+            turns = self.flow(raw)
+            if len(self.problems) > before:
+                return None
+            return Rule(form="flow", turns=turns, **common)
+        if not (has_matcher or has_response or has_reply):
+            if len(self.problems) > before:  # e.g. a misspelt `messages`, already reported
+                return None
+            self.report(pos, f"rule '{rule_id}' says neither what it matches nor what it answers: "
+                             "give `messages` (a conversation flow) or `matcher` with `response`")
+            return None
+        if not (has_response or has_reply):
+            self.report(raw.key_at("matcher"), f"rule '{rule_id}' has a `matcher` but no `response` or `reply`")
+            return None
+        patterns = self.matcher(raw) if has_matcher else ()
+        if has_response:
+            reply, response = self.response(raw["response"], raw.at("response"))
+        else:
+            reply, response = self.reply(raw["reply"], raw.at("reply")), None
+        if len(self.problems) > before or reply is None:
+            return None
+        return Rule(form="matcher", turns=patterns, reply=reply, response=response, **common)
+
+    def steps(self, raw: YMap) -> tuple[Behaviour, ...]:
+        steps = raw["steps"]
+        if not isinstance(steps, YList) or not steps:
+            self.report(raw.at("steps"), "`steps` must be a non-empty list of behaviour mappings ({} is the plain reply)")
+            return ()
+        result = []
+        for i, step in enumerate(steps):
+            if step is None:
+                step = YMap()
+                step.pos, step.key_pos, step.value_pos = steps.at(i), {}, {}
+            if not isinstance(step, YMap):
+                self.report(steps.at(i), "a step must be a mapping of behaviour keys ({} is the plain reply)")
+                continue
+            self.known_keys(step, keys.BEHAVIOUR, "in a step")
+            result.append(self.behaviour(step))
+        return tuple(result)
+
+    # conversation flow -----------------------------------------------------------------------
+
+    def flow(self, raw: YMap) -> tuple[Turn, ...]:
+        messages = raw["messages"]
+        if not isinstance(messages, YList) or not messages:
+            self.report(raw.at("messages"), "`messages` must be a non-empty list of turns")
+            return ()
+        turns = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, YMap):
+                self.report(messages.at(i), "a turn must be a mapping with a `role`")
+                continue
+            turn = self.flow_turn(message)
+            if turn is not None:
+                turns.append(turn)
+        if turns and not any(t.role == "assistant" for t in turns):
+            self.report(raw.at("messages"), "a conversation flow needs at least one assistant turn to answer with")
+        return tuple(turns)
+
+    def flow_turn(self, message: YMap) -> Turn | None:
+        self.known_keys(message, keys.FLOW_TURN, "in a turn")
+        role = self.role(message)
+        if role is None:
+            return None
+        if role == "assistant":
+            for key in ("matcher", "threshold", "tool_call_id"):
+                if key in message:
+                    self.report(message.key_at(key), f"`{key}` applies to the turns that are compared, "
+                                                     "not to assistant turns (which are the replies)")
+            reply = self.assistant(message)
+            return Turn(role=role, reply=reply, pos=message.pos) if reply else None
+        for key in ("tool_calls", "finish_reason", "refusal"):
+            if key in message:
+                self.report(message.key_at(key), f"`{key}` belongs on an assistant turn, not a {role} turn")
+        if "tool_call_id" in message and role != "tool":
+            self.report(message.key_at("tool_call_id"), "`tool_call_id` belongs on a tool turn")
+        tool_call_id = None
+        if "tool_call_id" in message:
+            tool_call_id = self.string(message["tool_call_id"], message.at("tool_call_id"), "tool_call_id")
+            tool_call_id = None if tool_call_id is _MISSING else tool_call_id
+        match = self.text_match(message, default="exact")
+        if match is None:
+            return None
+        if role == "tool" and match.content is None and "matcher" not in message:
+            match = TextMatch(matcher="any")
+        return Turn(role=role, match=match, tool_call_id=tool_call_id, pos=message.pos)
+
+    def text_match(self, message: YMap, default: str, threshold: float = 0.8) -> TextMatch | None:
+        matcher = message.get("matcher", default)
+        if matcher not in keys.MATCHERS:
+            self.report(message.at("matcher"), self.choice_message("matcher", matcher, keys.MATCHERS))
+            return None
+        if "threshold" in message:
+            value = message["threshold"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                self.report(message.at("threshold"), "`threshold` must be a number from 0 to 1")
+                return None
+            threshold = float(value)
+            if matcher != "fuzzy":
+                self.report(message.key_at("threshold"), "`threshold` only applies to `matcher: fuzzy`")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            self.report(message.at("content"), f"`content` must be a string (got {_kind(content)}; quote it)")
+            return None
+        if matcher == "any":
+            return TextMatch(matcher="any")
+        if content is None:
+            if message.get("role") == "tool" and "content" not in message:
+                return TextMatch(matcher="any")
+            self.report(message.key_at("role") if "content" not in message else message.at("content"),
+                        f"`matcher: {matcher}` needs a `content` to compare (or use `matcher: any`)")
+            return None
+        pattern = None
+        if matcher == "regex":
+            pattern = self.regex(content, message.at("content"))
+            if pattern is None:
+                return None
+        return TextMatch(matcher=matcher, content=content, threshold=threshold, pattern=pattern)
+
+    def regex(self, text: str, pos: Pos) -> re.Pattern[str] | None:
+        try:
+            return re.compile(text, re.IGNORECASE)
+        except re.error as error:
+            self.report(pos, f"bad regex {text!r}: {error}")
+            return None
+
+    def role(self, message: YMap) -> str | None:
+        if "role" not in message:
+            self.report(message.pos, "a message needs a `role`")
+            return None
+        role = message["role"]
+        if role not in keys.ROLES:
+            self.report(message.at("role"), self.choice_message("role", role, keys.ROLES))
+            return None
+        return role
+
+    def assistant(self, message: YMap) -> Reply | None:
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            self.report(message.at("content"), f"`content` must be a string (got {_kind(content)}; quote it)")
+            return None
+        refusal = message.get("refusal")
+        if refusal is not None and not isinstance(refusal, str):
+            self.report(message.at("refusal"), "`refusal` must be a string")
+            return None
+        tool_calls: tuple[ToolCall, ...] = ()
+        if "tool_calls" in message and message["tool_calls"] is not None:
+            tool_calls = self.tool_calls(message["tool_calls"], message.at("tool_calls"))
+            if tool_calls is None:
+                return None
+        if content is None and not tool_calls and refusal is None:
+            self.report(message.pos, "an assistant turn needs `content`, `tool_calls` or `refusal`")
+            return None
+        finish = message.get("finish_reason", "tool_calls" if tool_calls else "stop")
+        if finish not in keys.FINISH_REASONS:
+            self.report(message.at("finish_reason"), self.choice_message("finish_reason", finish, keys.FINISH_REASONS))
+            return None
+        return Reply(content=content, tool_calls=tool_calls, finish_reason=finish, refusal=refusal)
+
+    def tool_calls(self, raw: Any, pos: Pos) -> tuple[ToolCall, ...] | None:
+        if not isinstance(raw, YList):
+            self.report(pos, "`tool_calls` must be a list")
+            return None
+        calls = []
+        for i, call in enumerate(raw):
+            if not isinstance(call, YMap):
+                self.report(raw.at(i), "a tool call must be a mapping with `id` and `function`")
+                return None
+            self.known_keys(call, keys.TOOL_CALL, "in a tool call")
+            if call.get("type", "function") != "function":
+                self.report(call.at("type"), "a tool call's `type` is `function`")
+            if "id" not in call or not isinstance(call["id"], str) or not call["id"]:
+                self.report(call.at("id") if "id" in call else call.pos, "a tool call needs a string `id` (like call_abc123)")
+                return None
+            function = call.get("function")
+            if not isinstance(function, YMap):
+                self.report(call.at("function") if "function" in call else call.pos,
+                            "a tool call needs `function: {name, arguments}`")
+                return None
+            self.known_keys(function, keys.FUNCTION, "in a tool call's function")
+            name = function.get("name")
+            if not isinstance(name, str) or not name:
+                self.report(function.at("name") if "name" in function else function.pos,
+                            "a function needs a string `name`")
+                return None
+            arguments = function.get("arguments", "")
+            if isinstance(arguments, dict):
+                arguments = json.dumps(_plain(arguments))
+            elif arguments is None:
+                arguments = ""
+            elif not isinstance(arguments, str):
+                self.report(function.at("arguments"), "`arguments` must be a JSON string or a mapping")
+                return None
+            calls.append(ToolCall(id=call["id"], name=name, arguments=arguments))
+        return tuple(calls)
+
+    # matcher form ----------------------------------------------------------------------------
+
+    def matcher(self, raw: YMap) -> tuple[Turn, ...]:
+        matcher = raw["matcher"]
+        if not isinstance(matcher, YMap):
+            self.report(raw.at("matcher"), "`matcher` must be a mapping: {type: contains, messages: [...]}")
+            return ()
+        self.known_keys(matcher, keys.MATCHER, "in `matcher`")
+        kind = matcher.get("type", "exact")
+        if kind not in keys.MATCHERS:
+            self.report(matcher.at("type"), self.choice_message("type", kind, keys.MATCHERS))
+            return ()
+        threshold = 0.8
+        if "threshold" in matcher:
+            value = matcher["threshold"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                self.report(matcher.at("threshold"), "`threshold` must be a number from 0 to 1")
+                return ()
+            threshold = float(value)
+        messages = matcher.get("messages")
+        if messages is None:
+            if kind != "any":
+                self.report(matcher.pos, "`matcher` needs `messages` to compare (or `type: any`)")
+            return ()
+        if not isinstance(messages, YList):
+            self.report(matcher.at("messages"), "`matcher.messages` must be a list")
+            return ()
+        turns = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, YMap):
+                self.report(messages.at(i), "a message must be a mapping with a `role`")
+                continue
+            self.known_keys(message, keys.MATCHER_MESSAGE, "in a matcher message")
+            role = self.role(message)
+            if role is None:
+                continue
+            match = self.text_match(message, default=kind, threshold=threshold)
+            if match is None:
+                continue
+            tool_call_id = message.get("tool_call_id")
+            if tool_call_id is not None and not isinstance(tool_call_id, str):
+                self.report(message.at("tool_call_id"), "`tool_call_id` must be a string")
+                continue
+            turns.append(Turn(role=role, match=match, tool_call_id=tool_call_id, pos=message.pos))
+        return tuple(turns)
+
+    def response(self, raw: Any, pos: Pos) -> tuple[Reply | None, Any]:
+        if not isinstance(raw, YMap):
+            self.report(pos, "`response` must be a chat.completion object (a mapping with `choices`)")
+            return None, None
+        choices = raw.get("choices")
+        if not isinstance(choices, YList) or not choices:
+            self.report(raw.at("choices") if "choices" in raw else raw.pos,
+                        "`response.choices` must be a non-empty list")
+            return None, None
+        for key, kind in (("id", str), ("model", str), ("created", int)):
+            if key in raw and not isinstance(raw[key], kind):
+                self.report(raw.at(key), f"`response.{key}` must be {'an integer' if kind is int else 'a string'}")
+        if "usage" in raw and raw["usage"] is not None:
+            usage = raw["usage"]
+            if not isinstance(usage, YMap) or any(
+                not isinstance(usage.get(k, 0), int) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            ):
+                self.report(raw.at("usage"), "`response.usage` must be {prompt_tokens, completion_tokens, total_tokens} integers")
+        replies = []
+        for i, choice in enumerate(choices):
+            if not isinstance(choice, YMap) or not isinstance(choice.get("message"), YMap):
+                self.report(choices.at(i), "a choice needs a `message` mapping")
+                return None, None
+            message = choice["message"]
+            if message.get("role", "assistant") != "assistant":
+                self.report(message.at("role"), "a choice's message has `role: assistant`")
+            reply = self.assistant(message)
+            if reply is None:
+                return None, None
+            if "finish_reason" in choice:
+                finish = choice["finish_reason"]
+                if finish not in keys.FINISH_REASONS:
+                    self.report(choice.at("finish_reason"), self.choice_message("finish_reason", finish, keys.FINISH_REASONS))
+                    return None, None
+                reply = attrs.evolve(reply, finish_reason=finish)
+            replies.append(reply)
+        return replies[0], _plain(raw)
+
+    def reply(self, raw: Any, pos: Pos) -> Reply | None:
+        if isinstance(raw, str):
+            return Reply(content=raw)
+        if isinstance(raw, YMap):
+            self.known_keys(raw, keys.ASSISTANT_TURN, "in `reply`")
+            if raw.get("role", "assistant") != "assistant":
+                self.report(raw.at("role"), "a reply has `role: assistant`")
+                return None
+            return self.assistant(raw)
+        self.report(pos, "`reply` must be the reply text, or a mapping like {content: ..., tool_calls: [...]}")
+        return None
+
+    # behaviour -------------------------------------------------------------------------------
+
+    def behaviour(self, raw: YMap) -> Behaviour:
+        values: dict[str, Any] = {}
+        for key in ("latency_ms", "first_chunk_delay_ms", "delay_ms", "jitter_ms", "hang_ms"):
+            if key in raw:
+                value = raw[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    self.report(raw.at(key), f"`{key}` must be a number of milliseconds, 0 or more")
+                else:
+                    values[key] = float(value)
+        if "fail_after_chunks" in raw:
+            value = self.integer(raw["fail_after_chunks"], raw.at("fail_after_chunks"), "fail_after_chunks", minimum=0)
+            if value is not _MISSING:
+                values["fail_after_chunks"] = value
+        if "chunking" in raw:
+            value = raw["chunking"]
+            if value in ("word", "char") or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                values["chunking"] = value
+            else:
+                self.report(raw.at("chunking"), "`chunking` must be `word`, `char` or a whole number of characters (1 or more)")
+        if "failure" in raw:
+            value = raw["failure"]
+            if value in keys.BEHAVIOUR_FAILURES:
+                values["failure"] = value
+            else:
+                self.report(raw.at("failure"), self.choice_message("failure", value, keys.BEHAVIOUR_FAILURES))
+        if "error" in raw:
+            error = self.error(raw["error"], raw.at("error"))
+            if error is not None:
+                values["error"] = error
+        if "headers" in raw:
+            headers = self.headers(raw["headers"], raw.at("headers"))
+            if headers is not None:
+                values["headers"] = headers
+        if "flow_reply" in raw:
+            value = raw["flow_reply"]
+            if value in ("next", "last"):
+                values["flow_reply"] = value
+            else:
+                self.report(raw.at("flow_reply"), self.choice_message("flow_reply", value, ("next", "last")))
+        return Behaviour(**values)
+
+    def error(self, raw: Any, pos: Pos) -> ErrorSpec | None:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw_status, raw = raw, None
+            if not 400 <= raw_status <= 599:
+                self.report(pos, "`error` status must be from 400 to 599")
+                return None
+            return ErrorSpec(status=raw_status)
+        if not isinstance(raw, YMap):
+            self.report(pos, "`error` must be a mapping like {status: 429, message: ...} (or a status number)")
+            return None
+        self.known_keys(raw, keys.ERROR, "in `error`")
+        values: dict[str, Any] = {}
+        if "status" in raw:
+            status = self.integer(raw["status"], raw.at("status"), "status", minimum=400, maximum=599)
+            if status is _MISSING:
+                return None
+            values["status"] = status
+        for key in ("message", "type", "body", "content_type"):
+            if key in raw:
+                value = self.string(raw[key], raw.at(key), key)
+                if value is not _MISSING:
+                    values[key] = value
+        for key in ("code", "param"):
+            if key in raw:
+                value = raw[key]
+                if value is not None and not isinstance(value, (str, int)):
+                    self.report(raw.at(key), f"`{key}` must be a string or null")
+                elif value is not None:
+                    values[key] = str(value)
+        if "headers" in raw:
+            headers = self.headers(raw["headers"], raw.at("headers"))
+            if headers is not None:
+                values["headers"] = headers
+        if "content_type" in values and "body" not in values:
+            self.report(raw.key_at("content_type"), "`content_type` applies to a raw `body`; give `body` too")
+        return ErrorSpec(**values)
+
+    def headers(self, raw: Any, pos: Pos) -> tuple[tuple[str, str], ...] | None:
+        if not isinstance(raw, YMap):
+            self.report(pos, "`headers` must be a mapping of header names to values")
+            return None
+        result = []
+        for name, value in raw.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                self.report(raw.key_at(name), f"{name!r} is not a valid header name")
+                continue
+            if isinstance(value, bool) or value is None:
+                value = "true" if value is True else "false" if value is False else ""
+            if not isinstance(value, (str, int, float)) or any(c in str(value) for c in "\r\n\0"):
+                self.report(raw.at(name), f"the value of header {name!r} must be a single-line string")
+                continue
+            result.append((name.lower(), str(value)))
+        return tuple(result)
+
+    # small checks ----------------------------------------------------------------------------
+
+    def known_keys(self, raw: YMap, allowed: Mapping[str, Any], where: str) -> None:
+        for key in raw:
+            if key in allowed:
+                continue
+            hint = ""
+            if isinstance(key, str):
+                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+                if close:
+                    hint = f"; did you mean `{close[0]}`?"
+            self.report(raw.key_at(key), f"unknown key `{key}` {where}{hint}")
+
+    def string(self, value: Any, pos: Pos, name: str) -> Any:
+        if isinstance(value, str):
+            return value
+        self.report(pos, f"`{name}` must be a string (got {_kind(value)})")
+        return _MISSING
+
+    def integer(self, value: Any, pos: Pos, name: str, minimum: int | None = None, maximum: int | None = None) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.report(pos, f"`{name}` must be a whole number (got {_kind(value)})")
+            return _MISSING
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+            self.report(pos, f"`{name}` must be {bounds} (got {value})")
+            return _MISSING
+        return value
+
+    def string_list(self, value: Any, pos: Pos, name: str) -> Any:
+        if isinstance(value, YList) and all(isinstance(v, str) for v in value):
+            return list(value)
+        self.report(pos, f"`{name}` must be a list of strings")
+        return _MISSING
+
+    @staticmethod
+    def choice_message(key: str, value: Any, choices: tuple[str, ...]) -> str:
+        options = ", ".join(choices)
+        hint = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+            if close:
+                hint = f"; did you mean `{close[0]}`?"
+        return f"`{key}` must be one of {options} (got {value!r}){hint}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__

@@ -1,0 +1,184 @@
+"""The scenario model: what a configuration says, as frozen values.
+
+Everything here was validated when it was loaded (see `load.py`); code downstream never
+re-checks a scenario.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+from typing import Any
+
+import attrs
+
+from .yamlsrc import Pos
+
+MATCHER_RANK = {"exact": 4, "regex": 3, "contains": 2, "fuzzy": 1, "any": 0}
+FAILURES = ("disconnect", "reset", "truncate", "hang", "malformed", "error_event")
+
+
+@attrs.frozen
+class TextMatch:
+    """How one message's text is compared."""
+
+    matcher: str = "exact"  # exact | contains | regex | fuzzy | any
+    content: str | None = None
+    threshold: float = 0.8
+    pattern: re.Pattern[str] | None = attrs.field(default=None, eq=False)
+
+    @property
+    def rank(self) -> int:
+        return MATCHER_RANK[self.matcher]
+
+    def test(self, text: str | None) -> bool:
+        if self.matcher == "any" or self.content is None:
+            return True
+        text = text or ""
+        if self.matcher == "exact":
+            return text.strip() == self.content.strip()
+        if self.matcher == "contains":
+            return self.content.lower() in text.lower()
+        if self.matcher == "regex":
+            assert self.pattern is not None
+            return self.pattern.search(text) is not None
+        return self.similarity(text) >= self.threshold
+
+    def similarity(self, text: str) -> float:
+        return SequenceMatcher(None, (self.content or "").lower(), text.lower()).ratio()
+
+    def describe_failure(self, text: str | None) -> str:
+        """Why `text` failed this test, in a user's words."""
+        want = self.content or ""
+        if self.matcher == "exact":
+            return f"content is not exactly {want.strip()!r} (got {_clip(text)!r})"
+        if self.matcher == "contains":
+            return f"content does not contain {want!r} (got {_clip(text)!r})"
+        if self.matcher == "regex":
+            return f"content does not match regex {want!r} (got {_clip(text)!r})"
+        return (
+            f"content is {self.similarity(text or ''):.2f} similar to {want!r}, "
+            f"below the threshold {self.threshold}"
+        )
+
+
+def _clip(text: str | None, width: int = 60) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@attrs.frozen
+class ToolCall:
+    id: str
+    name: str
+    arguments: str = ""
+    type: str = "function"
+
+
+@attrs.frozen
+class Reply:
+    """What the assistant answers: text, tool calls, or both."""
+
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"
+    refusal: str | None = None
+
+
+@attrs.frozen
+class ErrorSpec:
+    """An injected HTTP error (or the payload of a mid-stream error event)."""
+
+    status: int = 500
+    message: str | None = None
+    type: str | None = None
+    code: str | None = None
+    param: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None  # a raw, non-JSON body (a gateway's HTML page)
+    content_type: str | None = None
+
+
+@attrs.frozen
+class Behaviour:
+    """Timing and faults. `None` means "not set here" so that layers can be merged."""
+
+    latency_ms: float | None = None
+    first_chunk_delay_ms: float | None = None
+    delay_ms: float | None = None
+    jitter_ms: float | None = None
+    chunking: str | int | None = None
+    fail_after_chunks: int | None = None
+    failure: str | None = None
+    hang_ms: float | None = None
+    error: ErrorSpec | None = None
+    headers: tuple[tuple[str, str], ...] | None = None
+    flow_reply: str | None = None
+
+    def over(self, base: Behaviour) -> Behaviour:
+        """These settings, falling back key by key to `base`; headers merge, ours winning."""
+        merged = {}
+        for field in attrs.fields(Behaviour):
+            mine, theirs = getattr(self, field.name), getattr(base, field.name)
+            if field.name == "headers" and mine is not None and theirs is not None:
+                names = {name.lower() for name, _ in mine}
+                mine = tuple(h for h in theirs if h[0].lower() not in names) + mine
+            merged[field.name] = theirs if mine is None else mine
+        return Behaviour(**merged)
+
+
+@attrs.frozen
+class Turn:
+    """One message of a conversation flow, or one message pattern of the matcher form."""
+
+    role: str
+    match: TextMatch = TextMatch(matcher="any")
+    tool_call_id: str | None = None
+    reply: Reply | None = None  # assistant turns of a flow
+    pos: Pos | None = attrs.field(default=None, eq=False)
+
+    @property
+    def rank(self) -> int:
+        if self.tool_call_id is not None:
+            return max(self.match.rank, MATCHER_RANK["exact"])
+        return self.match.rank
+
+
+@attrs.frozen
+class Rule:
+    id: str
+    form: str  # "flow" | "matcher"
+    pos: Pos
+    turns: tuple[Turn, ...] = ()  # flow: the whole conversation; matcher: the message patterns
+    reply: Reply | None = None  # matcher form: the reply
+    response: Any = None  # matcher form: the whole chat.completion object, served as given
+    behaviour: Behaviour = Behaviour()  # the rule's own keys over `defaults`
+    steps: tuple[Behaviour, ...] = ()
+    cycle: bool = False
+    index: int = 0  # position among all rules: file order
+
+    @property
+    def file(self) -> str:
+        return self.pos.file
+
+    @property
+    def line(self) -> int:
+        return self.pos.line
+
+
+@attrs.frozen
+class Config:
+    rules: tuple[Rule, ...] = ()
+    api_key: str | None = None
+    port: int | None = None
+    seed: int | None = None
+    cors_origins: tuple[str, ...] | None = None
+    defaults: Behaviour = Behaviour()
+    models: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def rule(self, rule_id: str) -> Rule | None:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        return None

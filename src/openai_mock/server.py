@@ -1,0 +1,76 @@
+"""A running mock: the app on a listening socket, and the --watch reloader."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+from pathlib import Path
+
+import trio
+
+from .http.app import DEFAULT_MAX_BODY, MockState, create_app
+from .http.transport import listen, serve
+from .log import RequestLog
+from .scenario import ConfigError, load_path, watched_files
+from .scenario.model import Config
+
+DEFAULT_PORT = 3000
+
+
+def bundled_scenarios() -> Path:
+    """The default scenarios: packaged in the wheel, or the project's `scenarios/` folder."""
+    packaged = Path(__file__).parent / "_bundled_scenarios"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "scenarios"
+
+
+class Server:
+    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY):
+        self.state = MockState(config, log=log, max_body=max_body)
+        self.app = create_app(self.state)
+        self.log = self.state.log
+
+    async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve(self.app, sock, task_status=task_status)
+
+    async def watch(self, path: Path, interval: float = 0.25) -> None:
+        """Reload when a file of the configuration changes; keep serving the old one if the new
+        one is invalid. Requests in flight finish with the plan they already have."""
+        seen = _stamp(path)
+        while True:
+            await trio.sleep(interval)
+            stamp = _stamp(path)
+            if stamp == seen:
+                continue
+            seen = stamp
+            try:
+                config = load_path(path)
+            except ConfigError as error:
+                self.log.message(f"reload of {path} failed; still serving the previous configuration:\n{error}")
+                continue
+            self.state.replace(config)
+            self.log.message(f"reloaded {path}: {len(config.rules)} rules")
+
+
+def _stamp(path: Path) -> tuple:
+    stamps = []
+    for file in watched_files(path):
+        try:
+            info = os.stat(file)
+        except OSError:
+            continue
+        stamps.append((str(file), info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
+
+
+def tune_gc() -> None:
+    """Long-lived server: move start-up objects out of the collector's way and collect young
+    objects less often (PERFORMANCE.md: full collections stalled thousands of open streams)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+__all__ = ["DEFAULT_PORT", "Server", "bundled_scenarios", "listen", "tune_gc"]

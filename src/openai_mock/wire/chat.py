@@ -1,0 +1,190 @@
+"""Chat Completions: the `chat.completion` object and the `chat.completion.chunk` stream."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from typing import Any
+
+import attrs
+
+from ..plan import ALNUM, Plan, Usage
+from ..scenario.model import Reply, ToolCall
+from . import sse
+from .errors import error_body
+from .text import split
+
+
+@attrs.frozen
+class ChatOptions:
+    include_usage: bool = False
+    include_obfuscation: bool = True
+
+
+def fingerprint(model: str) -> str:
+    """A stable system_fingerprint per model, shaped like the real ones (fp_ + 10 hex)."""
+    return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    filled: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
+        },
+    }
+    if usage.given is not None:  # served as given, missing fields filled in
+        return {**filled, **usage.given}
+    return filled
+
+
+def message_object(reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in reply.tool_calls
+        ]
+    message["refusal"] = reply.refusal
+    message["annotations"] = []
+    return message
+
+
+def completion(plan: Plan) -> dict[str, Any]:
+    """The non-streamed `chat.completion`."""
+    if plan.response is not None:
+        return _filled(plan)
+    assert plan.reply is not None and plan.usage is not None
+    return {
+        "id": plan.id,
+        "object": "chat.completion",
+        "created": plan.created,
+        "model": plan.model,
+        "choices": [{
+            "index": 0, "message": message_object(plan.reply), "logprobs": None,
+            "finish_reason": plan.reply.finish_reason,
+        }],
+        "usage": usage_object(plan.usage),
+        "service_tier": "default",
+        "system_fingerprint": fingerprint(plan.model),
+    }
+
+
+def _filled(plan: Plan) -> dict[str, Any]:
+    """A configured chat.completion, served as given, with what the real API always sends added."""
+    body = copy.deepcopy(plan.response)
+    assert plan.usage is not None
+    body.setdefault("id", plan.id)
+    body.setdefault("object", "chat.completion")
+    body.setdefault("created", plan.created)
+    body.setdefault("model", plan.model)
+    for index, choice in enumerate(body["choices"]):
+        choice.setdefault("index", index)
+        message = choice["message"]
+        message.setdefault("role", "assistant")
+        message.setdefault("content", None)
+        message.setdefault("refusal", None)
+        message.setdefault("annotations", [])
+        for call in message.get("tool_calls") or ():
+            call.setdefault("type", "function")
+        choice.setdefault("logprobs", None)
+        choice.setdefault("finish_reason", "tool_calls" if message.get("tool_calls") else "stop")
+    body["usage"] = usage_object(plan.usage)
+    body.setdefault("service_tier", "default")
+    body.setdefault("system_fingerprint", fingerprint(body["model"]))
+    return body
+
+
+def _replies(plan: Plan) -> list[Reply]:
+    """The choices to stream: the configured object's, else the plan's reply."""
+    if plan.response is None:
+        assert plan.reply is not None
+        return [plan.reply]
+    replies = []
+    for choice in plan.response["choices"]:
+        message = choice["message"]
+        calls = tuple(_call(c) for c in message.get("tool_calls") or ())
+        finish = choice.get("finish_reason") or ("tool_calls" if calls else "stop")
+        replies.append(Reply(content=message.get("content"), tool_calls=calls, finish_reason=finish,
+                             refusal=message.get("refusal")))
+    return replies
+
+
+def _call(raw: dict[str, Any]) -> ToolCall:
+    function = raw.get("function") or {}
+    return ToolCall(id=raw.get("id", ""), name=function.get("name", ""), arguments=function.get("arguments", ""))
+
+
+def deltas(reply: Reply, chunking: str | int) -> list[dict[str, Any]]:
+    """The deltas of one choice: the role first, then text, then tool calls in fragments whose
+    id and name come once, in the first fragment of each call."""
+    first: dict[str, Any] = {"role": "assistant"}
+    result = [first]
+    if reply.refusal is not None and reply.content is None:
+        first.update(content=None, refusal="")
+        result += [{"refusal": piece} for piece in split(reply.refusal, chunking)]
+        return result
+    first["content"] = "" if reply.content is not None or not reply.tool_calls else None
+    result += [{"content": piece} for piece in split(reply.content or "", chunking)]
+    for index, call in enumerate(reply.tool_calls):
+        head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        if index == 0 and reply.content is None:
+            first["tool_calls"] = [head]
+        else:
+            result.append({"tool_calls": [head]})
+        result += [{"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                   for piece in split(call.arguments, chunking)]
+    first["refusal"] = None
+    return result
+
+
+def chunks(plan: Plan) -> list[dict[str, Any]]:
+    """Every chunk object of the stream, in order: role, content, closing chunk, usage chunk."""
+    options = plan.options if isinstance(plan.options, ChatOptions) else ChatOptions()
+    assert plan.usage is not None
+    model = plan.response.get("model", plan.model) if plan.response is not None else plan.model
+    head = {
+        "id": plan.id, "object": "chat.completion.chunk", "created": plan.created, "model": model,
+        "service_tier": "default", "system_fingerprint": fingerprint(model),
+    }
+    if plan.response is not None:
+        for key in ("service_tier", "system_fingerprint"):
+            if key in plan.response:
+                head[key] = plan.response[key]
+    result = []
+    for index, reply in enumerate(_replies(plan)):
+        pieces = deltas(reply, plan.chunking)
+        pieces.append({})
+        for n, delta in enumerate(pieces):
+            last = n == len(pieces) - 1
+            result.append({**head, "choices": [{
+                "index": index, "delta": delta, "logprobs": None,
+                "finish_reason": reply.finish_reason if last else None,
+            }]})
+    if options.include_usage:
+        for chunk in result:
+            chunk["usage"] = None
+        result.append({**head, "choices": [], "usage": usage_object(plan.usage)})
+    if options.include_obfuscation:
+        rng = random.Random(plan.seed)
+        for chunk in result:
+            chunk["obfuscation"] = "".join(rng.choices(ALNUM, k=rng.randint(1, 16)))
+    return result
+
+
+def stream(plan: Plan) -> sse.StreamBody:
+    frames = tuple(sse.data(chunk) for chunk in chunks(plan))
+    tail: tuple[bytes, ...] = ()
+    if plan.failure in ("malformed", "error_event"):
+        sent = min(plan.fail_after or 0, len(frames))
+        if plan.failure == "malformed":
+            tail = (sse.cut_in_half(frames[sent] if sent < len(frames) else frames[-1]),)
+        else:
+            assert plan.stream_error is not None
+            tail = (sse.data(error_body(plan.stream_error, plan.model)),)
+    return sse.StreamBody(frames=frames, done=sse.DONE, tail=tail)
