@@ -141,3 +141,103 @@ def sse_events(raw: bytes) -> list[str]:
 
 def data_chunks(raw: bytes) -> list[dict[str, Any]]:
     return [json.loads(e) for e in sse_events(raw) if e != "[DONE]"]
+
+
+class RawResponse:
+    """What a raw socket saw: the status, headers, the body's SSE events, and how it ended."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.terminated = False  # the chunked body ended with its zero-length chunk
+        self.ending = ""  # "complete" | "eof" (FIN mid-body) | "reset" (RST) | "timeout"
+        self.elapsed = 0.0
+
+    @property
+    def events(self) -> list[str]:
+        return sse_events(self.body)
+
+
+def raw_request(host: str, port: int, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None, timeout: float = 10.0) -> RawResponse:
+    """One HTTP/1.1 request over a plain socket, decoding the chunked body by hand so that the
+    way the connection ended is visible (a dropped connection, a reset, a clean end)."""
+    import socket
+    import time
+
+    payload = b"" if body is None else json.dumps(body).encode()
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(payload)}",
+             "Content-Type: application/json"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    result = RawResponse()
+    started = time.monotonic()
+    sock = socket.create_connection((host, port), timeout=timeout)
+    buffer = b""
+
+    def fill() -> bool:
+        nonlocal buffer
+        data = sock.recv(65536)
+        if not data:
+            return False
+        buffer += data
+        return True
+
+    def until(marker: bytes) -> bytes | None:
+        nonlocal buffer
+        while marker not in buffer:
+            if not fill():
+                return None
+        head, _, buffer = buffer.partition(marker)
+        return head
+
+    def exactly(count: int) -> bytes | None:
+        nonlocal buffer
+        while len(buffer) < count:
+            if not fill():
+                return None
+        data, buffer = buffer[:count], buffer[count:]
+        return data
+
+    try:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        head = until(b"\r\n\r\n")
+        if head is None:
+            result.ending = "eof"
+            return result
+        status_line, *header_lines = head.decode("latin1").split("\r\n")
+        result.status = int(status_line.split()[1])
+        result.headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
+        if result.headers.get("transfer-encoding") == "chunked":
+            while True:
+                size_line = until(b"\r\n")
+                if size_line is None:
+                    result.ending = "eof"
+                    break
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    until(b"\r\n")
+                    result.terminated, result.ending = True, "complete"
+                    break
+                chunk = exactly(size + 2)
+                if chunk is None:
+                    result.ending = "eof"
+                    break
+                result.body += chunk[:-2]
+        else:
+            length = int(result.headers.get("content-length", "0"))
+            data = exactly(length)
+            result.body = data if data is not None else buffer
+            result.ending = "complete" if data is not None else "eof"
+    except ConnectionResetError:
+        result.ending = "reset"
+    except TimeoutError:
+        result.ending = "timeout"
+    finally:
+        result.elapsed = time.monotonic() - started
+        sock.close()
+    return result
+
+
+def chat_body(text: str, stream: bool = True, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], "stream": stream, **extra}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
@@ -13,6 +14,14 @@ class RequestLog:
     def __init__(self, stream: TextIO | None, verbose: bool = False):
         self.stream = stream
         self.verbose = verbose
+        # errors of the server itself (hypercorn's and the app's): always written
+        self.errors = logging.getLogger(f"openai_mock.errors.{id(self)}")
+        self.errors.propagate = False
+        self.errors.setLevel(logging.WARNING)
+        if stream is not None:
+            handler = logging.StreamHandler(stream)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+            self.errors.addHandler(handler)
 
     def _write(self, line: str) -> None:
         if self.stream is None:

@@ -33,7 +33,7 @@ class Server:
         self.log = self.state.log
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(self.app, sock, task_status=task_status)
+        await serve(self.app, sock, errors=self.log.errors, task_status=task_status)
 
     async def watch(self, path: Path, interval: float = 0.25) -> None:
         """Reload when a file of the configuration changes; keep serving the old one if the new

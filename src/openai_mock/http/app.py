@@ -153,9 +153,8 @@ def create_app(state: MockState) -> QuartTrio:
             headers["openai-processing-ms"] = str(int((time.perf_counter() - ctx.started) * 1000))
         entry = ctx.entry
         if entry is not None:
-            if entry.status is None:
-                entry.status = response.status_code
             if entry.outcome is None and not (entry.stream and response.status_code == 200):
+                entry.status = response.status_code  # (a fault before the headers leaves it null)
                 state.journal.finish(entry, "error" if response.status_code >= 400 else "completed")
         else:
             state.log.request(request.method, request.path, response.status_code,
@@ -180,7 +179,7 @@ def create_app(state: MockState) -> QuartTrio:
 
     @app.errorhandler(Exception)
     async def crash(error: Exception) -> Response:  # a bug in the mock: still an OpenAI-shaped error
-        app.logger.exception("internal error", exc_info=error)
+        state.log.errors.exception("internal error", exc_info=error)
         if "ctx" not in g:
             g.ctx = _Context(started=time.perf_counter(), session="default")
         return fail(ErrorSpec(status=500, message=f"openai-mock internal error: {error!r}"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import socket
 import struct
 import termios
@@ -83,20 +84,22 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def hypercorn_config() -> HypercornConfig:
+def hypercorn_config(errors: logging.Logger | None = None) -> HypercornConfig:
     config = HypercornConfig()
     config.backlog = BACKLOG
     config.keep_alive_timeout = 75  # SDK clients keep connections in pools
     config.graceful_timeout = 1
-    config.errorlog = None
-    config.accesslog = None
+    config.accesslog = None  # our own request log (-v) replaces it
+    config.errorlog = errors if errors is not None else "-"  # real errors stay visible
+    config.loglevel = "WARNING"
     config.include_server_header = False
     return config
 
 
-async def serve(app: Any, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(app: Any, sock: socket.socket, *, errors: logging.Logger | None = None,
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the ASGI `app` on the listening `sock` until cancelled; the socket is closed on exit."""
-    config = hypercorn_config()
+    config = hypercorn_config(errors)
     wrapped = wrap_app(app, config.wsgi_max_body_size, None)
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     try:
