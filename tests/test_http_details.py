@@ -119,7 +119,7 @@ def test_put_scenarios_replaces_the_configuration(fresh_server, session_id):
         assert "<PUT /_mock/scenarios>:3:5: unknown key `mesages`" in bad.json()["error"]["message"]
         assert client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content == "hello there"
-        good = http.put("/_mock/scenarios", content=b'{"responses": [{"id": "new", "reply": "new reply"}]}')
+        good = http.put("/_mock/scenarios", content=b'{"responses": [{"id": "new", "matcher": {"type": "any"}, "reply": "new reply"}]}')
         assert good.status_code == 200, good.text
         assert [r["id"] for r in good.json()["data"]] == ["new"]
     # the new configuration has no apiKey: any key works now

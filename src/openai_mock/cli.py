@@ -13,7 +13,7 @@ from . import __version__
 from .log import RequestLog
 from .scenario import ConfigError, load
 from .scenario.schema import json_schema
-from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, tune_gc
+from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc
 
 EXIT_BAD_CONFIG = 2
 
@@ -63,6 +63,7 @@ def _check(paths: list[str]) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     source = args.config if args.config is not None else bundled_scenarios()
+    seen = stamp(Path(source)) if args.watch and source != "-" else None
     try:
         config = load(Path(source) if source != "-" else "-")
     except ConfigError as error:
@@ -89,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve, sock)
             if args.watch:
-                nursery.start_soon(server.watch, Path(source))
+                await nursery.start(server.watch, Path(source), seen)
             tune_gc()
             print(f"http://{shown}:{bound}/v1", flush=True)
 

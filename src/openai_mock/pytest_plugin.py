@@ -1,1 +1,133 @@
-"""The pytest plugin (entry point `pytest11`): fixtures `openai_mock` and `openai_mock_config`."""
+"""The pytest plugin (entry point `pytest11`).
+
+- `openai_mock_config` (session scope): what the shared server serves. Override it in a
+  conftest.py to return a path, YAML text or a dict; the default is the bundled scenarios.
+- `openai_mock`: one server for the whole test session; every test gets a `MockSession`
+  handle whose `client()` sends a session of its own, so tests never share `steps` state.
+- `@pytest.mark.openai_mock(config=...)`: this test gets a server of its own.
+
+When a test that used `openai_mock` fails, its journal (what each request got) is added to the
+failure report.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:  # the server's modules load only when a test asks for the mock
+    from .mockserver import MockServer, MockSession
+
+_HANDLE = pytest.StashKey["MockSession"]()
+_JOURNAL = pytest.StashKey[list]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "openai_mock(config): serve this test from a mock server of its own with this "
+                   "configuration (a path, YAML text or a dict)")
+
+
+@pytest.fixture(scope="session")
+def openai_mock_config() -> Any:
+    """The shared server's configuration: override this fixture in your conftest.py."""
+    from .server import bundled_scenarios
+
+    return bundled_scenarios()
+
+
+@pytest.fixture(scope="session")
+def openai_mock_server(openai_mock_config: Any) -> Iterator[MockServer]:
+    """The mock server shared by the whole test session."""
+    from .mockserver import MockServer
+
+    with MockServer(openai_mock_config) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_mock(request: pytest.FixtureRequest) -> Iterator[MockSession]:
+    """A handle on the mock for this test: `.client()`, `.base_url`, `.requests()`, `.reset()`."""
+    from .mockserver import MockServer, MockSession
+
+    marker = request.node.get_closest_marker("openai_mock")
+    if marker is not None:
+        config = marker.kwargs.get("config", marker.args[0] if marker.args else None)
+        with MockServer(config) as server:
+            handle = MockSession(server, session=_session_name(request))
+            request.node.stash[_HANDLE] = handle
+            yield handle
+            _snapshot(request.node, handle)
+        return
+    server = request.getfixturevalue("openai_mock_server")
+    handle = MockSession(server, session=_session_name(request))
+    request.node.stash[_HANDLE] = handle
+    yield handle
+    _snapshot(request.node, handle)
+
+
+def _session_name(request: pytest.FixtureRequest) -> str:
+    return f"{request.node.name}-{uuid.uuid4().hex[:8]}"
+
+
+def _snapshot(item: pytest.Item, handle: MockSession) -> None:
+    """Keep the journal at teardown: the report hook runs after the server may be gone."""
+    try:
+        item.stash[_JOURNAL] = handle.requests()
+    except OSError:
+        pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or _HANDLE not in item.stash:
+        return
+    handle = item.stash[_HANDLE]
+    entries = item.stash.get(_JOURNAL, None)
+    if entries is None:
+        try:
+            entries = handle.requests()
+        except OSError:
+            return
+    report.sections.append((f"openai-mock journal (session {handle.session})", format_journal(entries)))
+
+
+def format_journal(entries: list[dict[str, Any]]) -> str:
+    """One line per request, as a person scanning a failure wants it."""
+    if not entries:
+        return "no requests reached the mock in this test's session"
+    lines = []
+    for number, entry in enumerate(entries, 1):
+        what = f"{entry['method']} {entry['path']}"
+        status = entry["status"] if entry["status"] is not None else "---"
+        rule = entry["rule_id"] or "(no rule)"
+        step = f" step {entry['step']}" if entry["step"] is not None else ""
+        stream = f", stream, {entry['chunks_sent']} chunks sent" if entry["stream"] else ""
+        lines.append(f"{number:>3}. {what} -> {status} {entry['outcome']}: rule {rule}{step}{stream}")
+        said = _last_message(entry.get("body"))
+        if said:
+            lines.append(f"     asked: {said}")
+        if entry.get("error"):
+            lines.append(f"     error: {entry['error']}")
+    return "\n".join(lines)
+
+
+def _last_message(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    for key in ("messages", "input", "prompt"):
+        value = body.get(key)
+        if isinstance(value, list) and value:
+            value = value[-1]
+        if isinstance(value, dict):
+            value = f"{value.get('role', '?')}: {value.get('content', value.get('output', ''))}"
+        if value:
+            text = value if isinstance(value, str) else json.dumps(value)
+            return text if len(text) <= 200 else text[:197] + "..."
+    return ""

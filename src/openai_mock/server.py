@@ -35,16 +35,20 @@ class Server:
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await serve(self.app, sock, errors=self.log.errors, task_status=task_status)
 
-    async def watch(self, path: Path, interval: float = 0.25) -> None:
+    async def watch(self, path: Path, seen: tuple | None = None, interval: float = 0.25, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reload when a file of the configuration changes; keep serving the old one if the new
-        one is invalid. Requests in flight finish with the plan they already have."""
-        seen = _stamp(path)
+        one is invalid. Requests in flight finish with the plan they already have. `seen` is
+        the files' `stamp()` from before the configuration was loaded, so no edit slips by."""
+        if seen is None:
+            seen = stamp(path)
+        task_status.started()
         while True:
             await trio.sleep(interval)
-            stamp = _stamp(path)
-            if stamp == seen:
+            now = stamp(path)
+            if now == seen:
                 continue
-            seen = stamp
+            seen = now
             try:
                 config = load_path(path)
             except ConfigError as error:
@@ -54,7 +58,8 @@ class Server:
             self.log.message(f"reloaded {path}: {len(config.rules)} rules")
 
 
-def _stamp(path: Path) -> tuple:
+def stamp(path: Path) -> tuple:
+    """What --watch compares: each file's name, modification time and size."""
     stamps = []
     for file in watched_files(path):
         try:
@@ -73,4 +78,4 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-__all__ = ["DEFAULT_PORT", "Server", "bundled_scenarios", "listen", "tune_gc"]
+__all__ = ["DEFAULT_PORT", "Server", "bundled_scenarios", "listen", "stamp", "tune_gc"]
