@@ -21,7 +21,7 @@ Validation uses JSON Schema draft 2020-12 with these OpenAPI allowances:
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,13 @@ __all__ = [
 ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _data() -> dict[str, Any]:
     with DATA_FILE.open(encoding="utf-8") as f:
         return json.load(f)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry() -> Registry:
     resource = Resource.from_contents(_data(), default_specification=DRAFT202012)
     return Registry().with_resource(_BASE_URI, resource)
@@ -69,7 +69,7 @@ _OpenAPIValidator = jsonschema.validators.extend(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(schema_name: str, strict: bool):
     if schema_name not in _data()["schemas"]:
         raise KeyError(f"unknown schema {schema_name!r}; not in {DATA_FILE.name}")
@@ -82,7 +82,7 @@ def schema_names() -> list[str]:
     return sorted(_data()["schemas"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _event_types() -> dict[str, str]:
     """Map Responses stream event "type" value -> schema name."""
     schemas = _data()["schemas"]

@@ -52,8 +52,11 @@ def test_delay_between_chunks(server):
     _, times = arrivals(server, "paced")
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(gaps) == 9  # role, 8 words, the closing chunk
-    assert min(gaps) >= 0.045
-    assert statistics.median(gaps) < 0.12
+    # the server waits at least 50 ms each time; one late read on the client side may shorten
+    # the gap after it, which the sum does not see
+    assert times[-1] - times[0] >= 9 * 0.05 - 0.005
+    assert 0.045 <= statistics.median(gaps) < 0.12
+    assert min(gaps) >= 0.025
 
 
 def test_first_chunk_delay(server):
@@ -78,6 +81,7 @@ def test_jitter_stays_within_its_bounds(server):
     _, times = arrivals(server, "jitter")
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(gaps) == 13
-    assert min(gaps) >= 0.028  # 60 - 30 ms, less a little timer slack
+    assert times[-1] - times[0] >= 13 * 0.03 - 0.005  # never below 60 - 30 ms
+    assert min(gaps) >= 0.015  # (less a late read on the client side)
     assert statistics.median(gaps) < 0.15
     assert max(gaps) - min(gaps) > 0.01  # the waits do vary

@@ -47,7 +47,7 @@ class Connection:
         """Abort the connection with a TCP RST, once what was sent has left (an RST discards
         unsent data, and the client must see every chunk before the fault)."""
         with trio.move_on_after(0.2):
-            while self._unsent() > 0:
+            while self._unsent() > 0:  # noqa: ASYNC110 - polling kernel state, no event to wait on
                 await trio.sleep(0.002)
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
