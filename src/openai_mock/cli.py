@@ -7,13 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-import trio
-
 from . import __version__
-from .log import RequestLog
 from .scenario import ConfigError, load
 from .scenario.schema import json_schema
-from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc
 
 EXIT_BAD_CONFIG = 2
 
@@ -27,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", "-c", help="a scenario file, a folder of them, or - for standard input "
                                                "(default: the bundled scenarios)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", "-p", type=int, help=f"port (default: the file's `port`, else {DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--port", "-p", type=int, help="port (default: the file's `port`, else 3000; 0 picks a free one)")
     serve.add_argument("--watch", "-w", action="store_true", help="reload when the configuration changes")
     serve.add_argument("--verbose", "-v", action="store_true", help="log one line per request")
     serve.add_argument("--log-file", help="write the log here instead of standard error")
@@ -49,19 +45,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(paths: list[str]) -> int:
+    """Problems go to stderr (one `FILE:LINE:COLUMN: message` a line), the good news to stdout."""
     status = 0
     for path in paths:
         try:
             config = load(Path(path) if path != "-" else path)
         except ConfigError as error:
-            print(error, file=sys.stderr)
+            print(error, file=sys.stderr, flush=True)
             status = EXIT_BAD_CONFIG
         else:
-            print(f"{path}: ok, {len(config.rules)} rules")
+            count = len(config.rules)
+            print(f"{path}: ok, {count} rule{'' if count == 1 else 's'}", flush=True)
     return status
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import trio  # the server's modules load only for `serve`: `check` and `schema` start faster
+
+    from .http.transport import describe_bind_error
+    from .log import RequestLog
+    from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc
+
     source = args.config if args.config is not None else bundled_scenarios()
     seen = stamp(Path(source)) if args.watch and source != "-" else None
     try:
@@ -76,8 +80,6 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         sock = listen(args.host, port)
     except OSError as error:
-        from .http.transport import describe_bind_error
-
         print(f"openai-mock: {describe_bind_error(error, args.host, port)}", file=sys.stderr)
         return 1
     log_stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else sys.stderr  # noqa: SIM115

@@ -20,17 +20,17 @@ from . import tokens
 from .conversation import Conversation, Message
 from .matching import Match, NoMatch, match
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
-from .scenario.model import Behaviour, Config, ErrorSpec, Reply
+from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
 
-ID_PREFIX = {"chat": "chatcmpl-", "responses": "resp_", "completions": "cmpl-"}
-ID_LENGTH = {"chat": 29, "responses": 48, "completions": 29}
+ID_PREFIX = {"chat": "chatcmpl-", "responses": "resp_", "completions": "cmpl-", "moderations": "modr-"}
+ID_LENGTH = {"chat": 29, "responses": 48, "completions": 29, "moderations": 32}
 
 
 @attrs.frozen
 class Request:
-    """A generation request, whatever endpoint it came from."""
+    """A request that rules answer, whatever endpoint it came from."""
 
-    endpoint: str  # chat | responses | completions
+    endpoint: str  # chat | responses | completions | moderations (each message is one input)
     model: str
     conversation: Conversation  # this request's own messages
     stream: bool = False
@@ -55,6 +55,7 @@ class Stored:
 class Engine:
     def __init__(self, config: Config, clock: Callable[[], float] = time.time):
         self.config = config
+        self._sort_rules()
         self.clock = clock
         self._steps: dict[tuple[str, str], int] = defaultdict(int)
         self._requests: dict[str, int] = defaultdict(int)
@@ -65,7 +66,13 @@ class Engine:
     def replace(self, config: Config) -> None:
         """Serve another configuration from now on; all state starts afresh."""
         self.config = config
+        self._sort_rules()
         self.reset()
+
+    def _sort_rules(self) -> None:
+        """Moderation rules answer /v1/moderations only; the others answer the generation endpoints."""
+        self._generation_rules = tuple(r for r in self.config.rules if r.moderation is None)
+        self._moderation_rules = tuple(r for r in self.config.rules if r.moderation is not None)
 
     def reset(self, session: str | None = None) -> None:
         if session is None:
@@ -98,10 +105,12 @@ class Engine:
         """What happens to `request`; `seed` is this request's (see `request_seed`)."""
         base = dict(request_id=request_id(seed), seed=seed, stream=request.stream,
                     created=int(self.clock()), model=request.model, options=request.options)
+        if request.endpoint == "moderations":
+            return self._moderate(request, base)
         conversation, history, error = self._conversation(request)
         if error is not None:
             return Plan(error=error, **base)
-        found = match(self.config.rules, conversation)
+        found = match(self._generation_rules, conversation)
         if isinstance(found, NoMatch):
             return Plan(error=ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
                                         code="no_matching_rule"), **base)
@@ -124,23 +133,48 @@ class Engine:
                     message=f"Previous response with id '{request.previous_response_id}' not found.")
             history = previous.history
         history += request.conversation
+        error = _unanswerable_output(history, len(history) - len(request.conversation))
+        if error is not None:
+            return (), (), error
         if request.instructions is None:
             return history, history, None
         return (Message(role="system", content=request.instructions),) + history, history, None
 
-    def _plan_reply(self, found: Match, request: Request, conversation: Conversation, base: dict) -> Plan:
-        rule = found.rule
-        key = (request.session, rule.id)
+    def _step(self, rule: Rule, session: str) -> tuple[Behaviour, int | None]:
+        """The behaviour of this request to `rule` (its step, if it has steps), counting it."""
+        key = (session, rule.id)
         count = self._steps[key]
         self._steps[key] = count + 1
-        behaviour, step = rule.behaviour, None
-        if rule.steps:
-            step = count % len(rule.steps) if rule.cycle else min(count, len(rule.steps) - 1)
-            behaviour = rule.steps[step].over(rule.behaviour)
+        if not rule.steps:
+            return rule.behaviour, None
+        step = count % len(rule.steps) if rule.cycle else min(count, len(rule.steps) - 1)
+        return rule.steps[step].over(rule.behaviour), step
+
+    def _plan_reply(self, found: Match, request: Request, conversation: Conversation, base: dict) -> Plan:
+        rule = found.rule
+        assert found.reply is not None
+        behaviour, step = self._step(rule, request.session)
         return attrs.evolve(
             self._content(rule.response, found.reply, request, conversation, base),
             rule_id=rule.id, step=step, **_behaviour_fields(behaviour, request.stream, base["seed"]),
         )
+
+    def _moderate(self, request: Request, base: dict) -> Plan:
+        """Each input is matched on its own; `response` holds, per input, the moderation of the
+        rule that matched it (None: not flagged). The first matching rule sets the behaviour."""
+        verdicts, first = [], None
+        for message in request.conversation:
+            found = match(self._moderation_rules, (message,))
+            verdicts.append(found.rule.moderation if isinstance(found, Match) else None)
+            if first is None and isinstance(found, Match):
+                first = found.rule
+        plan = Plan(id=ID_PREFIX["moderations"] + token(base["seed"], "id", ID_LENGTH["moderations"], HEX),
+                    response=tuple(verdicts), **base)
+        if first is None:
+            return plan
+        behaviour, step = self._step(first, request.session)
+        return attrs.evolve(plan, rule_id=first.id, step=step,
+                            **_behaviour_fields(behaviour, request.stream, base["seed"]))
 
     def _content(self, response: Any, reply: Reply, request: Request, conversation: Conversation,
                  base: dict) -> Plan:
@@ -167,6 +201,18 @@ class Engine:
             plan=plan, history=history + (reply,), instructions=request.instructions,
             previous_response_id=request.previous_response_id,
         )
+
+
+def _unanswerable_output(history: Conversation, start: int) -> ErrorSpec | None:
+    """The real API refuses a function call output (from `start` on) that answers no call before it."""
+    calls: set[str] = set()
+    for index, message in enumerate(history):
+        calls.update(call.id for call in message.tool_calls)
+        if index >= start and message.role == "tool" and message.tool_call_id not in calls:
+            return ErrorSpec(status=400, type="invalid_request_error", param="input",
+                             message=f"No tool call found for function call output with call_id "
+                                     f"{message.tool_call_id}.")
+    return None
 
 
 def request_id(seed: int) -> str:

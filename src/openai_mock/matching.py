@@ -11,7 +11,7 @@ from .scenario.model import Reply, Rule, Turn
 @attrs.frozen
 class Match:
     rule: Rule
-    reply: Reply
+    reply: Reply | None  # None for a moderation rule, which answers nothing
     score: float
 
 
@@ -58,7 +58,7 @@ def match_rule(rule: Rule, conversation: Conversation) -> Match | Miss:
 def _compare(turn: Turn, message: Message, number: int) -> str | None:
     """None when `message` (the request's message `number`, 1-based) fits `turn`, else why not."""
     if not same_role(turn.role, message.role):
-        return f"message {number} is a {message.role} message where the rule expects {turn.role}"
+        return f"message {number} is {_a(message.role)} message where the rule expects {turn.role}"
     if turn.tool_call_id is not None and message.tool_call_id != turn.tool_call_id:
         return (f"message {number} answers tool call {message.tool_call_id!r}, "
                 f"the rule expects {turn.tool_call_id!r}")
@@ -72,12 +72,12 @@ def _match_flow(rule: Rule, conversation: Conversation) -> Match | Miss:
     ranks = []
     for i, message in enumerate(conversation):
         if i >= len(flow):
-            return Miss(rule, f"the request has {count} messages, more than the flow's {len(flow)} turns",
+            return Miss(rule, f"the request has {count} messages, more than the flow's {_n(len(flow), 'turn')}",
                         progress=i / count)
         turn = flow[i]
         if turn.role == "assistant":  # the client's copy of an earlier reply: not compared
             if message.role != "assistant":
-                return Miss(rule, f"message {i + 1} is a {message.role} message where the flow has "
+                return Miss(rule, f"message {i + 1} is {_a(message.role)} message where the flow has "
                                   "an assistant turn", progress=i / count)
             continue
         why = _compare(turn, message, i + 1)
@@ -98,9 +98,8 @@ def _match_flow(rule: Rule, conversation: Conversation) -> Match | Miss:
 
 def _match_tail(rule: Rule, conversation: Conversation) -> Match | Miss:
     patterns, count = rule.turns, len(conversation)
-    assert rule.reply is not None
     if count < len(patterns):
-        return Miss(rule, f"the request has {count} messages, the rule compares the last {len(patterns)}",
+        return Miss(rule, f"the request has {_n(count, 'message')}, the rule compares the last {len(patterns)}",
                     progress=0.0)
     offset = count - len(patterns)
     for j, turn in enumerate(patterns):
@@ -109,3 +108,11 @@ def _match_tail(rule: Rule, conversation: Conversation) -> Match | Miss:
             return Miss(rule, why, progress=j / len(patterns))
     ranks = [turn.rank for turn in patterns]
     return Match(rule, rule.reply, score=sum(ranks) / len(ranks) if ranks else 0.0)
+
+
+def _a(role: str) -> str:
+    return f"{'an' if role[:1] in 'aeio' else 'a'} {role}"  # a user, an assistant
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -76,7 +76,9 @@ class Plan:
     created: int = 0
     model: str = ""
     usage: Usage | None = None
-    response: Any = None  # matcher form: the chat.completion object as configured
+    # matcher form: the chat.completion object as configured; moderations: per input, the
+    # matching rule's Moderation, or None when no rule matched it
+    response: Any = None
     chunking: str | int = "word"
     # how it ends
     fail_after: int | None = None

@@ -55,7 +55,8 @@ class Server:
                 self.log.message(f"reload of {path} failed; still serving the previous configuration:\n{error}")
                 continue
             self.state.replace(config)
-            self.log.message(f"reloaded {path}: {len(config.rules)} rules")
+            count = len(config.rules)
+            self.log.message(f"reloaded {path}: {count} rule{'' if count == 1 else 's'}")
 
 
 def stamp(path: Path) -> tuple:

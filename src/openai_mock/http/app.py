@@ -16,15 +16,15 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from .. import parse
+from .. import parse, parse_endpoints, parse_responses
 from ..engine import Engine, Request, request_id
 from ..journal import Journal
 from ..log import RequestLog
 from ..plan import Plan
-from ..scenario import load_text
+from ..scenario import load_bytes
 from ..scenario.load import ConfigError
 from ..scenario.model import Config, ErrorSpec
-from ..wire import chat, models
+from ..wire import chat, completions, embeddings, models, moderations, responses
 from ..wire.errors import invalid
 from . import executor
 from .transport import CONNECTION
@@ -39,6 +39,9 @@ EXPOSED_HEADERS = ", ".join((
 ))
 
 CHAT = executor.Encoder(body=chat.completion, stream=chat.stream)
+RESPONSES = executor.Encoder(body=responses.body, stream=responses.stream)
+COMPLETIONS = executor.Encoder(body=completions.completion, stream=completions.stream)
+MODERATIONS = executor.Encoder(body=moderations.body)
 
 
 class MockState:
@@ -87,7 +90,7 @@ def create_app(state: MockState) -> QuartTrio:
     def fail(spec: ErrorSpec, headers: Any = ()) -> Response:
         ctx: _Context = g.ctx
         if ctx.entry is not None:
-            ctx.entry.error = spec.message
+            ctx.entry.error = executor.error_message(spec)
         plan = Plan(request_id=ctx.request_id or "", seed=ctx.seed or 0, stream=False, error=spec)
         return executor.error_response(plan, headers)
 
@@ -190,6 +193,43 @@ def create_app(state: MockState) -> QuartTrio:
     async def chat_completions() -> Response:
         return await generate(parse.chat, CHAT)
 
+    @app.post("/v1/responses")
+    async def create_response() -> Response:
+        return await generate(parse_responses.responses, RESPONSES)
+
+    def response_not_found(response_id: str) -> Response:
+        return fail(invalid(f"No response found with id '{response_id}'.", param="response_id",
+                            code="response_not_found", status=404))
+
+    @app.get("/v1/responses/<response_id>")
+    async def get_response(response_id: str) -> Response:
+        stored = state.engine.stored(g.ctx.session, response_id)
+        if stored is None:
+            return response_not_found(response_id)
+        return executor.json_response(responses.retrieve(stored.plan))
+
+    @app.delete("/v1/responses/<response_id>")
+    async def delete_response(response_id: str) -> Response:
+        if not state.engine.delete_stored(g.ctx.session, response_id):
+            return response_not_found(response_id)
+        return executor.json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+
+    @app.post("/v1/completions")
+    async def legacy_completions() -> Response:
+        return await generate(parse_endpoints.completions, COMPLETIONS)
+
+    @app.post("/v1/moderations")
+    async def create_moderation() -> Response:
+        return await generate(parse_endpoints.moderations, MODERATIONS)
+
+    @app.post("/v1/embeddings")
+    async def create_embeddings() -> Response:  # no rule answers embeddings: no plan, no faults
+        try:
+            asked = parse_endpoints.embeddings(await read_json())
+        except parse.Invalid as refused:
+            return fail(refused.spec)
+        return executor.json_response(embeddings.body(asked))
+
     @app.get("/v1/models")
     async def list_models() -> Response:
         return executor.json_response(models.model_list(state.models))
@@ -227,7 +267,7 @@ def create_app(state: MockState) -> QuartTrio:
     async def replace_scenarios() -> Response:
         raw = await request.get_data(cache=False)
         try:
-            config = load_text(raw.decode("utf-8", errors="replace"), "<PUT /_mock/scenarios>")
+            config = load_bytes(raw, "<PUT /_mock/scenarios>")
         except ConfigError as error:
             return executor.json_response(
                 {"error": {"message": str(error), "type": "invalid_request_error", "param": None,

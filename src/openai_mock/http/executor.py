@@ -12,8 +12,9 @@ from quart import Response
 
 from ..journal import Entry, Journal
 from ..plan import Plan
+from ..scenario.model import ErrorSpec
 from ..wire import sse
-from ..wire.errors import error_body
+from ..wire.errors import error_body, error_object
 from .transport import Connection
 
 JSON = "application/json"
@@ -22,10 +23,11 @@ EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 @attrs.frozen
 class Encoder:
-    """An endpoint's encoders: the whole object for a plain response, the frames for a stream."""
+    """An endpoint's encoders: the whole object for a plain response, the frames for a stream
+    (None for an endpoint that never streams: its plans never ask for a stream)."""
 
     body: Callable[[Plan], Any]
-    stream: Callable[[Plan], sse.StreamBody]
+    stream: Callable[[Plan], sse.StreamBody] | None = None
 
 
 def json_response(value: Any, status: int = 200, headers: Any = ()) -> Response:
@@ -41,6 +43,13 @@ def error_response(plan: Plan, headers: Any = ()) -> Response:
         return Response(spec.body.encode(), status=spec.status, headers=merged,
                         content_type=spec.content_type or "text/html; charset=utf-8")
     return json_response(error_body(spec, plan.model), spec.status, merged)
+
+
+def error_message(spec: ErrorSpec, model: str | None = None) -> str:
+    """What the journal says of an error: the message the client got."""
+    if spec.body is not None:
+        return f"(a raw {spec.content_type or 'text/html'} body)"
+    return error_object(spec, model)["message"]
 
 
 def _merge(*layers: Any) -> list[tuple[str, str]]:
@@ -61,7 +70,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
             await trio.sleep(latency)
         if plan.error is not None:
             entry.status = plan.error.status
-            entry.error = plan.error.message
+            entry.error = error_message(plan.error, plan.model)
             journal.finish(entry, "error")
             return error_response(plan)
         if plan.fails_before_headers:
@@ -73,6 +82,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
     entry.status = 200
     if not plan.stream:
         return _plain(plan, encoder, entry, journal)
+    assert encoder.stream is not None
     response = Response(_stream(plan, encoder.stream(plan), connection, entry, journal),
                         status=200, headers=list(plan.headers), content_type=EVENT_STREAM)
     response.timeout = None

@@ -6,12 +6,22 @@ tables into a JSON Schema, so the two can never disagree on a name.
 
 from __future__ import annotations
 
-from .model import FAILURES, MATCHER_RANK
+from .model import FAILURES, MATCHER_RANK, MODERATION_CATEGORIES
 
 MATCHERS = tuple(MATCHER_RANK)
 BEHAVIOUR_FAILURES = FAILURES
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+FLOW_REPLIES = ("next", "last")
+
+# An HTTP header name (RFC 9110 token), and a browser Origin (`scheme://host[:port]`, no path).
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+ORIGIN = r"^(\*|null|[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+)$"
+# Top-level keys starting with this are the user's own (YAML anchors to share, notes), ignored.
+EXTENSION_PREFIX = "x-"
+
+# Headers the server sets from the body it sends; a scenario cannot set them.
+FRAMING_HEADERS = ("content-length", "transfer-encoding")
 
 # key -> (JSON Schema fragment, description)
 BEHAVIOUR = {
@@ -30,6 +40,9 @@ BEHAVIOUR = {
     "headers": ({"$ref": "#/$defs/headers"}, "Extra response headers."),
 }
 
+# behaviour keys that make a response fail; in a rule with steps they belong in the steps
+FAULTS = ("error", "failure", "fail_after_chunks", "hang_ms")
+
 ERROR = {
     "status": ({"type": "integer", "minimum": 400, "maximum": 599}, "HTTP status (default 500)."),
     "message": ({"type": "string"}, "error.message (default: the real API's message for the status)."),
@@ -45,29 +58,36 @@ TOP = {
     "apiKey": ({"type": "string"}, "When set, /v1 requests must carry Authorization: Bearer <apiKey>."),
     "api_key": ({"type": "string"}, "Alias of apiKey."),
     "port": ({"type": "integer", "minimum": 0, "maximum": 65535}, "Port to listen on (default 3000; the CLI's --port wins)."),
-    "seed": ({"type": "integer"}, "Makes jitter and generated ids reproducible."),
+    "seed": ({"type": "integer"}, "Makes jitter, generated ids and probabilistic faults reproducible."),
     "cors": ({"$ref": "#/$defs/cors"}, "CORS settings: {origins: [...]} (default: any origin)."),
     "defaults": ({"$ref": "#/$defs/defaults"}, "Behaviour keys applied to every rule that does not set them."),
     "models": ({"type": "array", "items": {"type": "string"}}, "Model ids that GET /v1/models lists (added to the built-in ones)."),
-    "responses": ({"type": "array", "items": {"$ref": "#/$defs/rule"}}, "The rules."),
-    "scenarios": ({"type": "array", "items": {"$ref": "#/$defs/rule"}}, "Alias of responses."),
+    "responses": ({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}}, "The rules."),
+    "scenarios": ({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}}, "Alias of responses."),
 }
 
 DEFAULTS_ONLY = {
-    "flow_reply": ({"enum": ["next", "last"]}, "Conversation flows answer with the next assistant turn (default) or always the last (openai-mock-api 0.4)."),
+    "flow_reply": ({"enum": list(FLOW_REPLIES)}, "Conversation flows answer with the next assistant turn (default) or always the last (openai-mock-api 0.4)."),
 }
 
 RULE = {
-    "id": ({"type": "string", "minLength": 1}, "Unique rule id."),
-    "description": ({"type": "string"}, "Free text for people; ignored."),
-    "messages": ({"type": "array", "items": {"$ref": "#/$defs/flowTurn"}}, "Conversation flow (openai-mock-api 0.4 form)."),
+    "id": ({"type": ["string", "number"], "pattern": r"\S"}, "Unique rule id (unique across all files)."),
+    "description": ({"type": ["string", "null"]}, "Free text for people; ignored."),
+    "messages": ({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/flowTurn"}}, "Conversation flow (openai-mock-api 0.4 form)."),
     "matcher": ({"$ref": "#/$defs/matcher"}, "Matcher form: messages compared with the last messages of the request."),
-    "response": ({"type": "object"}, "Matcher form: a whole chat.completion object, served as given."),
+    "response": ({"$ref": "#/$defs/response"}, "Matcher form: a whole chat.completion object, served as given."),
     "reply": (
         {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/assistantTurn"}]},
         "Matcher form shorthand: the reply text (or an assistant turn); ids, model and usage are filled in.",
     ),
-    "steps": ({"type": "array", "items": {"$ref": "#/$defs/behaviour"}}, "Behaviour for the 1st, 2nd, ... matching request; the last repeats unless cycle is true."),
+    "moderation": (
+        {"$ref": "#/$defs/moderation"},
+        "Makes this a moderation rule: /v1/moderations inputs that the `matcher` matches are flagged in these categories (no reply; chat and other endpoints never match it).",
+    ),
+    "steps": (
+        {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#/$defs/behaviour"}, {"type": "null"}]}},
+        "Behaviour for the 1st, 2nd, ... matching request ({} is the plain reply); the last repeats unless cycle is true.",
+    ),
     "cycle": ({"type": "boolean"}, "Start `steps` over after the last one."),
     **DEFAULTS_ONLY,
     **BEHAVIOUR,
@@ -92,7 +112,7 @@ ASSISTANT_TURN = {
 MATCHER = {
     "type": ({"enum": list(MATCHERS)}, "How message contents are compared (default exact)."),
     "threshold": ({"type": "number", "minimum": 0, "maximum": 1}, "fuzzy: minimum similarity (default 0.8)."),
-    "messages": ({"type": "array", "items": {"$ref": "#/$defs/matcherMessage"}}, "Compared with the request's last messages."),
+    "messages": ({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/matcherMessage"}}, "Compared with the request's last messages."),
 }
 
 MATCHER_MESSAGE = {
@@ -116,5 +136,21 @@ FUNCTION = {
 }
 
 CORS = {
-    "origins": ({"type": "array", "items": {"type": "string"}}, "Allowed origins (default: any)."),
+    "origins": (
+        {"anyOf": [{"type": "array", "items": {"type": "string", "pattern": ORIGIN}},
+                   {"type": "string", "pattern": ORIGIN}, {"type": "null"}]},
+        "Allowed origins, like https://app.example (default: any; \"*\" is any, [] is none).",
+    ),
+}
+
+MODERATION = {
+    "categories": (
+        {"type": "array", "items": {"enum": list(MODERATION_CATEGORIES)}},
+        "The categories flagged (an empty list: not flagged).",
+    ),
+    "scores": (
+        {"type": "object", "propertyNames": {"enum": list(MODERATION_CATEGORIES)},
+         "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+        "category_scores by category, 0..1 (default 0.9 for a flagged category, near 0 otherwise).",
+    ),
 }

@@ -18,8 +18,19 @@ import attrs
 import yaml
 
 from . import keys
-from .model import Behaviour, Config, ErrorSpec, Reply, Rule, TextMatch, ToolCall, Turn
-from .yamlsrc import Pos, Problem, YList, YMap, parse
+from .model import (
+    MODERATION_CATEGORIES,
+    Behaviour,
+    Config,
+    ErrorSpec,
+    Moderation,
+    Reply,
+    Rule,
+    TextMatch,
+    ToolCall,
+    Turn,
+)
+from .yamlsrc import Pos, Problem, YList, YMap, decode, parse
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -28,51 +39,105 @@ class ConfigError(Exception):
     """A configuration with problems; `str()` gives one `FILE:LINE:COLUMN: message` per line."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.pos.file, p.pos.line, p.pos.column))
+        # sorted by position; a node reached twice through a YAML alias is reported once
+        unique = {(p.pos, p.message): p for p in problems}
+        self.problems = sorted(unique.values(), key=lambda p: (p.pos.file, p.pos.line, p.pos.column))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def load(source: str | Path | Mapping[str, Any]) -> Config:
-    """A configuration from a file or folder path, `-` (standard input), YAML text or a dict."""
+def load(source: str | bytes | Path | Mapping[str, Any]) -> Config:
+    """A configuration from a file or folder path, `-` (standard input), YAML text (or its
+    bytes) or a dict.
+
+    A string is taken as YAML text when it spans several lines or looks like YAML (`{`, `[`,
+    or `key: value`); otherwise it is a path, so that a missing file is reported as missing."""
     if isinstance(source, Mapping):
-        return load_text(yaml.safe_dump(_plain(source), sort_keys=False), "<dict>")
+        try:
+            text = yaml.safe_dump(_plain(source), sort_keys=False, allow_unicode=True)
+        except yaml.YAMLError as error:
+            raise ConfigError([Problem(Pos("<dict>", 1, 1), f"cannot be read as a configuration: {error}")]) from None
+        return load_text(text, "<dict>")
     if isinstance(source, Path):
         return load_path(source)
+    if isinstance(source, (bytes, bytearray)):
+        return load_bytes(bytes(source))
+    if not isinstance(source, str):
+        raise TypeError(f"load() takes a path, YAML text or a dict, not {type(source).__name__}")
     if source == "-":
-        return load_text(sys.stdin.read(), "<stdin>")
-    if "\n" not in source and (Path(source).exists() or source.endswith(SCENARIO_SUFFIXES)):
+        return load_text(_read_stdin(), "<stdin>")
+    if _is_path(source):
         return load_path(Path(source))
     return load_text(source, "<string>")
 
 
+def _is_path(source: str) -> bool:
+    if "\n" in source:
+        return False
+    if Path(source).exists() or source.endswith(SCENARIO_SUFFIXES):
+        return True
+    text = source.strip()
+    return bool(text) and not text.startswith(("{", "[", "#", "-")) and ": " not in text and not text.endswith(":")
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    text, problems = decode(data, "<stdin>")
+    if problems:
+        raise ConfigError(problems)
+    return text or ""
+
+
 def load_path(path: Path) -> Config:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
-        if not files:
-            raise ConfigError([Problem(Pos(str(path), 1, 1), "no *.yaml or *.yml files in this folder")])
-    elif path.exists():
-        files = [path]
-    else:
-        raise ConfigError([Problem(Pos(str(path), 1, 1), "no such file or folder")])
+    try:
+        if path.is_dir():
+            files = _folder_files(path)
+            if not files:
+                raise ConfigError([Problem(Pos(str(path), 1, 1), "no *.yaml or *.yml files in this folder")])
+        elif path.exists():
+            files = [path]
+        else:
+            raise ConfigError([Problem(Pos(str(path), 1, 1), "no such file or folder")])
+    except OSError as error:
+        raise ConfigError([Problem(Pos(str(path), 1, 1), f"cannot read: {error.strerror or error}")]) from None
     documents = []
+    problems: list[Problem] = []
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError([Problem(Pos(str(file), 1, 1), f"cannot read: {error}")]) from None
-        documents.append((text, str(file)))
-    return _load_documents(documents)
+            data = file.read_bytes()
+        except OSError as error:
+            problems.append(Problem(Pos(str(file), 1, 1), f"cannot read: {error.strerror or error}"))
+            continue
+        text, decode_problems = decode(data, str(file))
+        problems += decode_problems
+        if text is not None:
+            documents.append((text, str(file)))
+    return _load_documents(documents, problems, [str(f) for f in files])
 
 
 def load_text(text: str, name: str = "<string>") -> Config:
     return _load_documents([(text, name)])
 
 
+def load_bytes(data: bytes, name: str = "<bytes>") -> Config:
+    """A configuration from the bytes of a file (or an HTTP body): UTF-8, or UTF-16 with a BOM;
+    bytes that are not text are reported at their line and column."""
+    text, problems = decode(data, name)
+    if text is None:
+        raise ConfigError(problems)
+    return load_text(text, name)
+
+
 def watched_files(path: Path) -> list[Path]:
     """The files a configuration at `path` is read from (for --watch)."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES)
+        return _folder_files(path)
     return [path]
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """A folder's scenario files in name order; hidden files (editor droppings) are skipped."""
+    return sorted(p for p in path.iterdir()
+                  if p.suffix in SCENARIO_SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
 def _plain(value: Any) -> Any:
@@ -83,14 +148,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _load_documents(documents: list[tuple[str, str]]) -> Config:
+def _load_documents(documents: list[tuple[str, str]], problems: list[Problem] | None = None,
+                    names: list[str] | None = None) -> Config:
     checker = _Checker()
+    checker.problems.extend(problems or ())
     for text, name in documents:
-        value, problems = parse(text, name)
-        checker.problems.extend(problems)
+        value, parse_problems = parse(text, name)
+        checker.problems.extend(parse_problems)
+        checker.spoilt.update(p.pos for p in parse_problems)
         if value is not None:
             checker.document(value, name)
-    return checker.finish([name for _, name in documents])
+    return checker.finish(names if names is not None else [name for _, name in documents])
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -103,13 +171,20 @@ class _Checker:
         self.problems: list[Problem] = []
         self.settings: dict[str, tuple[Any, Pos]] = {}
         self.defaults = Behaviour()
-        self.defaults_pos: Pos | None = None
+        self.defaults_at: dict[str, Pos] = {}  # where each key of `defaults` was first set
         self.rules: list[Rule] = []
         self.rule_sources: list[tuple[YMap, Pos]] = []
         self.ids: dict[str, Pos] = {}
+        # keys that a misspelt key was taken for, per mapping: their absence is not reported
+        # again (one typo, one line)
+        self.suggested: dict[int, set[str]] = {}
+        # where the YAML itself was wrong: the value there was dropped, and what follows from
+        # its absence is not reported again
+        self.spoilt: set[Pos] = set()
 
     def report(self, pos: Pos, message: str) -> None:
-        self.problems.append(Problem(pos, message))
+        if pos not in self.spoilt:
+            self.problems.append(Problem(pos, message))
 
     # the document --------------------------------------------------------------------------
 
@@ -121,7 +196,12 @@ class _Checker:
             pos = getattr(value, "pos", Pos(name, 1, 1))
             self.report(pos, "a scenario file is a mapping with a `responses:` list of rules")
             return
-        self.known_keys(value, keys.TOP, "at the top level")
+        # `x-...` keys are the user's own (anchors to share, notes), as in Docker Compose files
+        self.known_keys(value, keys.TOP, "at the top level", ignore=keys.EXTENSION_PREFIX)
+        if "apiKey" in value and "api_key" in value:
+            self.report(value.key_at("api_key"), "`api_key` is an alias of `apiKey`: give one of them")
+        if "responses" in value and "scenarios" in value:
+            self.report(value.key_at("scenarios"), "`scenarios` is an alias of `responses`: give one list of rules")
         for key in ("apiKey", "api_key", "port", "seed", "cors", "models"):
             if key in value:
                 self.setting(value, key)
@@ -148,13 +228,7 @@ class _Checker:
         elif key == "models":
             value = self.string_list(raw, pos, key)
         else:  # cors
-            value = None
-            if isinstance(raw, YMap):
-                self.known_keys(raw, keys.CORS, "in `cors`")
-                if "origins" in raw:
-                    value = self.string_list(raw["origins"], raw.at("origins"), "cors.origins")
-            else:
-                self.report(pos, "`cors` must be a mapping like {origins: [https://app.example]}")
+            value = self.cors(raw, pos)
         if value is _MISSING:
             return
         if name in self.settings and self.settings[name][0] != value:
@@ -162,6 +236,37 @@ class _Checker:
             self.report(doc.key_at(key), f"`{key}` is set again with another value (first set at {first})")
             return
         self.settings[name] = (value, doc.key_at(key))
+
+    def cors(self, raw: Any, pos: Pos) -> Any:
+        """The allowed origins: None for any (`*`, the default), else a list (empty: none)."""
+        if raw is None:
+            return None
+        if not isinstance(raw, YMap):
+            self.report(pos, "`cors` must be a mapping like {origins: [https://app.example]}")
+            return _MISSING
+        self.known_keys(raw, keys.CORS, "in `cors`")
+        if "origins" not in raw or raw["origins"] is None:
+            return None
+        origins = raw["origins"]
+        if isinstance(origins, str):  # one origin, or "*"
+            origins = YList([origins])
+            origins.pos, origins.item_pos = raw.at("origins"), [raw.at("origins")]
+        if not isinstance(origins, YList):
+            self.report(raw.at("origins"), "`cors.origins` must be a list of origins like https://app.example (or \"*\")")
+            return _MISSING
+        result = []
+        for i, origin in enumerate(origins):
+            if not isinstance(origin, str):
+                self.report(origins.at(i), f"an origin must be a string (got {_kind(origin)})")
+            elif origin == "*":
+                return None
+            elif not re.fullmatch(keys.ORIGIN, origin):
+                # browsers send `scheme://host[:port]`, never a path or a trailing slash
+                self.report(origins.at(i), f"{origin!r} is not an origin: write scheme://host[:port], "
+                                           "with no path or trailing slash (or \"*\" for any)")
+            else:
+                result.append(origin)
+        return result
 
     def defaults_block(self, doc: YMap) -> None:
         block = doc["defaults"]
@@ -172,15 +277,20 @@ class _Checker:
             return
         self.known_keys(block, {**keys.BEHAVIOUR, **keys.DEFAULTS_ONLY}, "in `defaults`")
         behaviour = self.behaviour(block)
-        if self.defaults_pos is not None and behaviour != Behaviour():
-            for field in attrs.fields(Behaviour):
-                mine, theirs = getattr(behaviour, field.name), getattr(self.defaults, field.name)
-                if mine is not None and theirs is not None and mine != theirs:
-                    self.report(doc.key_at("defaults"),
-                                f"`defaults.{field.name}` is set again with another value "
-                                f"(first set at {self.defaults_pos})")
+        for field in attrs.fields(Behaviour):  # `defaults` of several files merge key by key
+            mine, theirs = getattr(behaviour, field.name), getattr(self.defaults, field.name)
+            if mine is None:
+                continue
+            if field.name == "headers" and theirs is not None:
+                # headers merge too; only a header set twice differently conflicts
+                earlier = dict(theirs)
+                mine = tuple(h for h in mine if h[0] in earlier)
+                theirs = tuple((name, earlier[name]) for name, _ in mine)
+            if theirs is not None and mine != theirs:
+                self.report(block.key_at(field.name), f"`defaults.{field.name}` is set again with another "
+                                                      f"value (first set at {self.defaults_at[field.name]})")
+            self.defaults_at.setdefault(field.name, block.key_at(field.name))
         self.defaults = behaviour.over(self.defaults)
-        self.defaults_pos = self.defaults_pos or doc.key_at("defaults")
 
     def rule_list(self, rules: YList) -> None:
         for index, raw in enumerate(rules):
@@ -203,7 +313,7 @@ class _Checker:
             api_key=settings.get("apiKey"),
             port=settings.get("port"),
             seed=settings.get("seed"),
-            cors_origins=tuple(cors) if cors else None,
+            cors_origins=tuple(cors) if cors is not None else None,
             defaults=self.defaults,
             models=tuple(settings.get("models") or ()),
             files=tuple(names),
@@ -216,18 +326,19 @@ class _Checker:
         self.known_keys(raw, keys.RULE, "in a rule")
         rule_id = raw.get("id")
         if "id" not in raw:
-            self.report(pos, "a rule needs an `id`")
+            self.missing(raw, "id", pos, "a rule needs an `id`")
             rule_id = f"<rule at {pos}>"
+        elif isinstance(rule_id, (int, float)) and not isinstance(rule_id, bool):
+            rule_id = str(rule_id)  # `id: 1` is the rule "1"
         elif not isinstance(rule_id, str) or not rule_id.strip():
-            if isinstance(rule_id, (int, float)) and not isinstance(rule_id, bool):
-                rule_id = str(rule_id)
-            else:
-                self.report(raw.at("id"), "`id` must be a non-empty string")
-                rule_id = f"<rule at {pos}>"
+            self.report(raw.at("id"), "`id` must be a non-empty string")
+            rule_id = f"<rule at {pos}>"
         if "id" in raw and rule_id in self.ids:
             self.report(raw.at("id"), f"duplicate rule id '{rule_id}' (first defined at {self.ids[rule_id]})")
         else:
             self.ids[rule_id] = raw.at("id")
+        if "description" in raw and raw["description"] is not None:
+            self.string(raw["description"], raw.at("description"), "description")
 
         behaviour = self.behaviour(raw)
         steps: tuple[Behaviour, ...] = ()
@@ -235,10 +346,12 @@ class _Checker:
             steps = self.steps(raw)
         cycle = False
         if "cycle" in raw:
-            if isinstance(raw["cycle"], bool):
-                cycle = raw["cycle"]
-            else:
+            if not isinstance(raw["cycle"], bool):
                 self.report(raw.at("cycle"), "`cycle` must be true or false")
+            elif "steps" not in raw:
+                self.missing(raw, "steps", raw.key_at("cycle"), "`cycle` applies to `steps`, and this rule has none")
+            else:
+                cycle = raw["cycle"]
 
         has_flow, has_matcher = "messages" in raw, "matcher" in raw
         has_response, has_reply = "response" in raw, "reply" in raw
@@ -251,24 +364,36 @@ class _Checker:
         if has_response and has_reply:
             self.report(raw.key_at("reply"), "give `response` or `reply`, not both")
             return None
+        if "flow_reply" in raw and not has_flow:
+            self.report(raw.key_at("flow_reply"), "`flow_reply` applies to conversation flows (`messages`), "
+                                                  "not to the matcher form")
 
         common = dict(id=rule_id, pos=raw.key_at("id") if "id" in raw else pos,
                       behaviour=behaviour.over(self.defaults), steps=steps, cycle=cycle, index=index)
+        if "moderation" in raw:
+            return self.moderation_rule(raw, rule_id, common, before)
         if has_flow:
             turns = self.flow(raw)
             if len(self.problems) > before:
                 return None
             return Rule(form="flow", turns=turns, **common)
-        if not (has_matcher or has_response or has_reply):
-            if len(self.problems) > before:  # e.g. a misspelt `messages`, already reported
-                return None
-            self.report(pos, f"rule '{rule_id}' says neither what it matches nor what it answers: "
-                             "give `messages` (a conversation flow) or `matcher` with `response`")
+        if not has_matcher:
+            if len(self.problems) > before and self.suggested.get(id(raw), set()) & {"messages", "matcher"}:
+                return None  # a misspelt `messages` or `matcher`, already reported
+            if has_response or has_reply:
+                given = "response" if has_response else "reply"
+                self.report(raw.key_at(given),
+                            f"rule '{rule_id}' has a `{given}` but no `matcher` saying which requests get it "
+                            "(`matcher: {type: any}` answers every request)")
+            else:
+                self.report(pos, f"rule '{rule_id}' says neither what it matches nor what it answers: "
+                                 "give `messages` (a conversation flow) or `matcher` with `response` or `reply`")
             return None
+        patterns = self.matcher(raw)
         if not (has_response or has_reply):
-            self.report(raw.key_at("matcher"), f"rule '{rule_id}' has a `matcher` but no `response` or `reply`")
+            self.missing(raw, ("response", "reply"), raw.key_at("matcher"),
+                         f"rule '{rule_id}' has a `matcher` but no `response` or `reply`")
             return None
-        patterns = self.matcher(raw) if has_matcher else ()
         if has_response:
             reply, response = self.response(raw["response"], raw.at("response"))
         else:
@@ -282,6 +407,10 @@ class _Checker:
         if not isinstance(steps, YList) or not steps:
             self.report(raw.at("steps"), "`steps` must be a non-empty list of behaviour mappings ({} is the plain reply)")
             return ()
+        for key in keys.FAULTS:  # else `{}` could not be the plain reply: nothing turns a fault off
+            if key in raw:
+                self.report(raw.key_at(key), f"a rule with `steps` sets `{key}` in its steps, not on the "
+                                             "rule itself, so that `{}` stays the plain reply")
         result = []
         for i, step in enumerate(steps):
             if step is None:
@@ -309,8 +438,15 @@ class _Checker:
             turn = self.flow_turn(message)
             if turn is not None:
                 turns.append(turn)
-        if turns and not any(t.role == "assistant" for t in turns):
-            self.report(raw.at("messages"), "a conversation flow needs at least one assistant turn to answer with")
+        if len(turns) == len(messages):
+            if not any(t.role == "assistant" for t in turns):
+                self.report(raw.at("messages"), "a conversation flow needs at least one assistant turn to answer with")
+            elif turns[-1].role != "assistant":
+                # a request reaching these turns would have no assistant turn after it to answer with
+                last = turns[-1]
+                self.report(last.pos or raw.at("messages"),
+                            f"a conversation flow ends with its replies: this {last.role} turn has no "
+                            "assistant turn after it (add one, or remove the turn)")
         return tuple(turns)
 
     def flow_turn(self, message: YMap) -> Turn | None:
@@ -347,24 +483,24 @@ class _Checker:
             self.report(message.at("matcher"), self.choice_message("matcher", matcher, keys.MATCHERS))
             return None
         if "threshold" in message:
-            value = message["threshold"]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                self.report(message.at("threshold"), "`threshold` must be a number from 0 to 1")
+            value = self.threshold(message)
+            if value is None:
                 return None
-            threshold = float(value)
+            threshold = value
             if matcher != "fuzzy":
-                self.report(message.key_at("threshold"), "`threshold` only applies to `matcher: fuzzy`")
+                self.report(message.key_at("threshold"), f"`threshold` only applies to the fuzzy matcher "
+                                                         f"(this message uses `{matcher}`)")
         content = message.get("content")
         if content is not None and not isinstance(content, str):
-            self.report(message.at("content"), f"`content` must be a string (got {_kind(content)}; quote it)")
+            self.string(content, message.at("content"), "content")
             return None
         if matcher == "any":
             return TextMatch(matcher="any")
         if content is None:
             if message.get("role") == "tool" and "content" not in message:
                 return TextMatch(matcher="any")
-            self.report(message.key_at("role") if "content" not in message else message.at("content"),
-                        f"`matcher: {matcher}` needs a `content` to compare (or use `matcher: any`)")
+            self.missing(message, "content", message.pos if "content" not in message else message.at("content"),
+                         f"the {matcher} matcher needs a `content` to compare (or use `matcher: any`)")
             return None
         pattern = None
         if matcher == "regex":
@@ -380,9 +516,16 @@ class _Checker:
             self.report(pos, f"bad regex {text!r}: {error}")
             return None
 
+    def threshold(self, raw: YMap) -> float | None:
+        value = raw["threshold"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            self.report(raw.at("threshold"), f"`threshold` must be a number from 0 to 1 (got {_shown(value)})")
+            return None
+        return float(value)
+
     def role(self, message: YMap) -> str | None:
         if "role" not in message:
-            self.report(message.pos, "a message needs a `role`")
+            self.missing(message, "role", message.pos, "a message needs a `role`")
             return None
         role = message["role"]
         if role not in keys.ROLES:
@@ -393,7 +536,7 @@ class _Checker:
     def assistant(self, message: YMap) -> Reply | None:
         content = message.get("content")
         if content is not None and not isinstance(content, str):
-            self.report(message.at("content"), f"`content` must be a string (got {_kind(content)}; quote it)")
+            self.string(content, message.at("content"), "content")
             return None
         refusal = message.get("refusal")
         if refusal is not None and not isinstance(refusal, str):
@@ -405,7 +548,8 @@ class _Checker:
             if tool_calls is None:
                 return None
         if content is None and not tool_calls and refusal is None:
-            self.report(message.pos, "an assistant turn needs `content`, `tool_calls` or `refusal`")
+            self.missing(message, ("content", "tool_calls", "refusal"), message.pos,
+                         "an assistant turn needs `content`, `tool_calls` or `refusal`")
             return None
         finish = message.get("finish_reason", "tool_calls" if tool_calls else "stop")
         if finish not in keys.FINISH_REASONS:
@@ -426,22 +570,23 @@ class _Checker:
             if call.get("type", "function") != "function":
                 self.report(call.at("type"), "a tool call's `type` is `function`")
             if "id" not in call or not isinstance(call["id"], str) or not call["id"]:
-                self.report(call.at("id") if "id" in call else call.pos, "a tool call needs a string `id` (like call_abc123)")
+                self.missing(call, "id", call.at("id") if "id" in call else call.pos,
+                             "a tool call needs a string `id` (like call_abc123)")
                 return None
             function = call.get("function")
             if not isinstance(function, YMap):
-                self.report(call.at("function") if "function" in call else call.pos,
-                            "a tool call needs `function: {name, arguments}`")
+                self.missing(call, "function", call.at("function") if "function" in call else call.pos,
+                             "a tool call needs `function: {name, arguments}`")
                 return None
             self.known_keys(function, keys.FUNCTION, "in a tool call's function")
             name = function.get("name")
             if not isinstance(name, str) or not name:
-                self.report(function.at("name") if "name" in function else function.pos,
-                            "a function needs a string `name`")
+                self.missing(function, "name", function.at("name") if "name" in function else function.pos,
+                             "a function needs a string `name`")
                 return None
             arguments = function.get("arguments", "")
             if isinstance(arguments, dict):
-                arguments = json.dumps(_plain(arguments))
+                arguments = _json_text(arguments)
             elif arguments is None:
                 arguments = ""
             elif not isinstance(arguments, str):
@@ -461,22 +606,30 @@ class _Checker:
         kind = matcher.get("type", "exact")
         if kind not in keys.MATCHERS:
             self.report(matcher.at("type"), self.choice_message("type", kind, keys.MATCHERS))
-            return ()
+            kind = None  # go on: the messages may have problems of their own
         threshold = 0.8
         if "threshold" in matcher:
-            value = matcher["threshold"]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                self.report(matcher.at("threshold"), "`threshold` must be a number from 0 to 1")
-                return ()
-            threshold = float(value)
+            value = self.threshold(matcher)
+            if value is not None:
+                threshold = value
+                listed = matcher.get("messages")
+                uses_fuzzy = kind == "fuzzy" or any(
+                    isinstance(m, YMap) and m.get("matcher") == "fuzzy"
+                    for m in (listed if isinstance(listed, YList) else ()))
+                if kind is not None and not uses_fuzzy:
+                    self.report(matcher.key_at("threshold"), f"`threshold` only applies to the fuzzy matcher "
+                                                             f"(this matcher's type is `{kind}`)")
         messages = matcher.get("messages")
         if messages is None:
-            if kind != "any":
-                self.report(matcher.pos, "`matcher` needs `messages` to compare (or `type: any`)")
+            if kind not in ("any", None):
+                self.missing(matcher, ("messages", "type"), matcher.pos,
+                             "`matcher` needs `messages` to compare (or `type: any` to match every request)")
             return ()
-        if not isinstance(messages, YList):
-            self.report(matcher.at("messages"), "`matcher.messages` must be a list")
+        if not isinstance(messages, YList) or not messages:
+            self.report(matcher.at("messages"), "`matcher.messages` must be a non-empty list of messages "
+                                                "(leave it out with `type: any` to match every request)")
             return ()
+        kind = kind or "any"
         turns = []
         for i, message in enumerate(messages):
             if not isinstance(message, YMap):
@@ -525,6 +678,8 @@ class _Checker:
             reply = self.assistant(message)
             if reply is None:
                 return None, None
+            if "index" in choice and (isinstance(choice["index"], bool) or choice["index"] != i):
+                self.report(choice.at("index"), f"this choice's `index` must be {i} (choices are numbered from 0)")
             if "finish_reason" in choice:
                 finish = choice["finish_reason"]
                 if finish not in keys.FINISH_REASONS:
@@ -532,7 +687,12 @@ class _Checker:
                     return None, None
                 reply = attrs.evolve(reply, finish_reason=finish)
             replies.append(reply)
-        return replies[0], _plain(raw)
+        response = _plain(raw)
+        for choice, reply in zip(response["choices"], replies):
+            # arguments written as a mapping go on the wire as the JSON text the API sends
+            for call, parsed in zip(choice["message"].get("tool_calls") or (), reply.tool_calls):
+                call["function"]["arguments"] = parsed.arguments
+        return replies[0], response
 
     def reply(self, raw: Any, pos: Pos) -> Reply | None:
         if isinstance(raw, str):
@@ -545,6 +705,57 @@ class _Checker:
             return self.assistant(raw)
         self.report(pos, "`reply` must be the reply text, or a mapping like {content: ..., tool_calls: [...]}")
         return None
+
+    # moderation rules --------------------------------------------------------------------------
+
+    def moderation_rule(self, raw: YMap, rule_id: str, common: dict[str, Any], before: int) -> Rule | None:
+        """A rule that flags /v1/moderations inputs: a `matcher` and `moderation`, no reply."""
+        for key in ("messages", "response", "reply"):
+            if key in raw:
+                self.report(raw.key_at(key), f"a moderation rule has `matcher` and `moderation`, not `{key}`: "
+                                             "it flags moderation inputs and answers nothing else")
+                return None
+        if "matcher" not in raw:
+            self.report(raw.key_at("moderation"), f"moderation rule '{rule_id}' needs a `matcher` saying which "
+                                                  "inputs it flags (`matcher: {type: any}` flags every input)")
+            return None
+        patterns = self.matcher(raw)
+        moderation = self.moderation(raw["moderation"], raw.at("moderation"))
+        if len(self.problems) > before or moderation is None:
+            return None
+        return Rule(form="matcher", turns=patterns, moderation=moderation, **common)
+
+    def moderation(self, raw: Any, pos: Pos) -> Moderation | None:
+        if not isinstance(raw, YMap):
+            self.report(pos, "`moderation` must be a mapping like {categories: [violence]}")
+            return None
+        self.known_keys(raw, keys.MODERATION, "in `moderation`")
+        if "categories" not in raw:
+            self.missing(raw, "categories", raw.pos, "`moderation` needs `categories`: the categories flagged "
+                                                     "(an empty list flags nothing)")
+            return None
+        categories = raw["categories"]
+        if not isinstance(categories, YList):
+            self.report(raw.at("categories"), "`moderation.categories` must be a list of categories")
+            return None
+        for i, category in enumerate(categories):
+            if category not in MODERATION_CATEGORIES:
+                self.report(categories.at(i), self.choice_message("category", category, MODERATION_CATEGORIES))
+                return None
+        scores: list[tuple[str, float]] = []
+        if "scores" in raw:
+            given = raw["scores"]
+            if not isinstance(given, YMap):
+                self.report(raw.at("scores"), "`moderation.scores` must map categories to scores from 0 to 1")
+                return None
+            for category, score in given.items():
+                if category not in MODERATION_CATEGORIES:
+                    self.report(given.key_at(category), self.choice_message("category", category, MODERATION_CATEGORIES))
+                elif isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+                    self.report(given.at(category), f"the score of {category!r} must be a number from 0 to 1")
+                else:
+                    scores.append((category, float(score)))
+        return Moderation(categories=tuple(dict.fromkeys(categories)), scores=tuple(scores))
 
     # behaviour -------------------------------------------------------------------------------
 
@@ -583,10 +794,10 @@ class _Checker:
                 values["headers"] = headers
         if "flow_reply" in raw:
             value = raw["flow_reply"]
-            if value in ("next", "last"):
+            if value in keys.FLOW_REPLIES:
                 values["flow_reply"] = value
             else:
-                self.report(raw.at("flow_reply"), self.choice_message("flow_reply", value, ("next", "last")))
+                self.report(raw.at("flow_reply"), self.choice_message("flow_reply", value, keys.FLOW_REPLIES))
         return Behaviour(**values)
 
     def error(self, raw: Any, pos: Pos) -> ErrorSpec | None:
@@ -632,34 +843,49 @@ class _Checker:
             return None
         result = []
         for name, value in raw.items():
-            if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            if not isinstance(name, str) or not re.fullmatch(keys.HEADER_NAME, name):
                 self.report(raw.key_at(name), f"{name!r} is not a valid header name")
+                continue
+            if name.lower() in keys.FRAMING_HEADERS:
+                self.report(raw.key_at(name), f"`{name}` is set by the server from the body it sends; "
+                                              "it cannot be configured")
                 continue
             if isinstance(value, bool) or value is None:
                 value = "true" if value is True else "false" if value is False else ""
-            if not isinstance(value, (str, int, float)) or any(c in str(value) for c in "\r\n\0"):
-                self.report(raw.at(name), f"the value of header {name!r} must be a single-line string")
+            if not isinstance(value, (str, int, float)) or not re.fullmatch(r"[\t\x20-\x7e\x80-\xff]*", str(value)):
+                # HTTP/1.1 carries header values as single lines of Latin-1 text
+                self.report(raw.at(name), f"the value of header {name!r} must be a single line of "
+                                          "plain (Latin-1) text")
                 continue
             result.append((name.lower(), str(value)))
         return tuple(result)
 
     # small checks ----------------------------------------------------------------------------
 
-    def known_keys(self, raw: YMap, allowed: Mapping[str, Any], where: str) -> None:
+    def known_keys(self, raw: YMap, allowed: Mapping[str, Any], where: str, ignore: str | None = None) -> None:
         for key in raw:
-            if key in allowed:
+            if key in allowed or (ignore and isinstance(key, str) and key.startswith(ignore)):
                 continue
             hint = ""
-            if isinstance(key, str):
-                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-                if close:
-                    hint = f"; did you mean `{close[0]}`?"
+            close = _closest(key, tuple(allowed))
+            if close is not None:
+                hint = f"; did you mean `{close}`?"
+                self.suggested.setdefault(id(raw), set()).add(close)
+            elif isinstance(key, str):
+                hint = _misplaced(key, where)
             self.report(raw.key_at(key), f"unknown key `{key}` {where}{hint}")
+
+    def missing(self, raw: YMap, key: str | tuple[str, ...], pos: Pos, message: str) -> None:
+        """Report a missing key, unless a misspelt key of `raw` was already taken for it."""
+        wanted = {key} if isinstance(key, str) else set(key)
+        if not wanted & self.suggested.get(id(raw), set()):
+            self.report(pos, message)
 
     def string(self, value: Any, pos: Pos, name: str) -> Any:
         if isinstance(value, str):
             return value
-        self.report(pos, f"`{name}` must be a string (got {_kind(value)})")
+        quote = "; quote it" if isinstance(value, (int, float)) else ""  # `42`, `yes`: YAML made them not text
+        self.report(pos, f"`{name}` must be a string (got {_kind(value)}{quote})")
         return _MISSING
 
     def integer(self, value: Any, pos: Pos, name: str, minimum: int | None = None, maximum: int | None = None) -> Any:
@@ -681,12 +907,39 @@ class _Checker:
     @staticmethod
     def choice_message(key: str, value: Any, choices: tuple[str, ...]) -> str:
         options = ", ".join(choices)
-        hint = ""
-        if isinstance(value, str):
-            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-            if close:
-                hint = f"; did you mean `{close[0]}`?"
-        return f"`{key}` must be one of {options} (got {value!r}){hint}"
+        close = _closest(value, choices)
+        hint = f"; did you mean `{close}`?" if close is not None else ""
+        return f"`{key}` must be one of {options} (got {_shown(value)}){hint}"
+
+
+def _closest(word: Any, choices: tuple[str, ...]) -> str | None:
+    """The choice `word` most likely misspells (ignoring case), if any."""
+    if not isinstance(word, str):
+        return None
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def _misplaced(key: str, where: str) -> str:
+    """A hint for a key that is valid, but somewhere else."""
+    if where == "at the top level":
+        if key in keys.BEHAVIOUR:
+            return "; to apply it to every rule, put it under `defaults:`"
+        if key in keys.RULE:
+            return "; rule keys go in a rule, inside the `responses:` list"
+    elif where in ("in a step", "in `defaults`") and key in keys.RULE:
+        return f"; only behaviour keys are allowed {where} (`{key}` is a key of the rule itself)"
+    return ""
+
+
+def _json_text(value: Any) -> str:
+    """Tool call arguments given as a mapping, as the JSON text the API would send."""
+    return json.dumps(_plain(value), ensure_ascii=False)
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else _kind(value)
 
 
 def _kind(value: Any) -> str:

@@ -16,6 +16,12 @@ from .yamlsrc import Pos
 
 MATCHER_RANK = {"exact": 4, "regex": 3, "contains": 2, "fuzzy": 1, "any": 0}
 FAILURES = ("disconnect", "reset", "truncate", "hang", "malformed", "error_event")
+# the moderation categories, in the order the real API lists them
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+)
 
 
 @attrs.frozen
@@ -100,6 +106,18 @@ class ErrorSpec:
 
 
 @attrs.frozen
+class Moderation:
+    """What a moderation rule says about the inputs it matches: the categories it flags."""
+
+    categories: tuple[str, ...] = ()
+    scores: tuple[tuple[str, float], ...] = ()  # category -> score, over the defaults
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.categories)
+
+
+@attrs.frozen
 class Behaviour:
     """Timing and faults. `None` means "not set here" so that layers can be merged."""
 
@@ -152,6 +170,7 @@ class Rule:
     turns: tuple[Turn, ...] = ()  # flow: the whole conversation; matcher: the message patterns
     reply: Reply | None = None  # matcher form: the reply
     response: Any = None  # matcher form: the whole chat.completion object, served as given
+    moderation: Moderation | None = None  # a moderation rule: answers /v1/moderations only
     behaviour: Behaviour = Behaviour()  # the rule's own keys over `defaults`
     steps: tuple[Behaviour, ...] = ()
     cycle: bool = False

@@ -1,4 +1,10 @@
-"""The JSON Schema of scenario files (`openai-mock schema`), built from `keys.py`."""
+"""The JSON Schema of scenario files (`openai-mock schema`), built from `keys.py`.
+
+Key names, types and enums all come from the tables in `keys.py`; this module adds only
+the structure between keys (which keys go together, which exclude each other), so that an
+editor flags most of what `openai-mock check` would. Rules that need the whole file (unique
+ids, a flow ending with an assistant turn) are left to `check`.
+"""
 
 from __future__ import annotations
 
@@ -18,37 +24,156 @@ def _object(table: dict[str, tuple[dict[str, Any], str]], required: tuple[str, .
     return schema
 
 
-def json_schema() -> dict[str, Any]:
+def _has(*names: str) -> dict[str, Any]:
+    return {"required": list(names)}
+
+
+def _none_of(*names: str) -> dict[str, Any]:
+    return {"not": {"anyOf": [_has(name) for name in names]}}
+
+
+def _is(key: str, *values: str) -> dict[str, Any]:
+    """`key` is present and one of `values`."""
+    return {"required": [key], "properties": {key: {"enum": list(values)}}}
+
+
+def _rule() -> dict[str, Any]:
     rule = _object(keys.RULE, required=("id",))
-    rule["oneOf"] = [
-        {"required": ["messages"]},
-        {"anyOf": [{"required": ["response"]}, {"required": ["reply"]}]},
+    rule["anyOf"] = [  # the forms of a rule; they exclude each other
+        {"title": "conversation flow", **_has("messages"),
+         **_none_of("matcher", "response", "reply", "moderation")},
+        {"title": "matcher and response", **_has("matcher"),
+         "oneOf": [_has("response"), _has("reply")], **_none_of("messages", "moderation")},
+        {"title": "moderation rule", **_has("matcher", "moderation"),
+         **_none_of("messages", "response", "reply")},
     ]
+    rule["dependentRequired"] = {"cycle": ["steps"], "flow_reply": ["messages"]}
+    rule["allOf"] = [{"if": _has("steps"), "then": _none_of(*keys.FAULTS)}]  # faults go in the steps
+    return rule
+
+
+def _flow_turn() -> dict[str, Any]:
+    turn = _object(keys.FLOW_TURN, required=("role",))
+    compared = [role for role in keys.ROLES if role != "assistant"]
+    turn["allOf"] = [
+        {  # an assistant turn is a reply: it says something and is not compared
+            "if": _is("role", "assistant"),
+            "then": {"anyOf": [_has("content"), _has("tool_calls"), _has("refusal")],
+                     **_none_of("matcher", "threshold", "tool_call_id")},
+            "else": _none_of("tool_calls", "finish_reason", "refusal"),
+        },
+        {"if": _has("tool_call_id"), "then": _is("role", "tool")},
+        {"if": _has("threshold"), "then": _is("matcher", "fuzzy")},
+        {  # a compared turn needs text to compare, unless it matches any (tool turns default to any)
+            "if": {"allOf": [_is("role", *[r for r in compared if r != "tool"]),
+                             {"not": _is("matcher", "any")}]},
+            "then": _has("content"),
+        },
+    ]
+    return turn
+
+
+def _assistant_turn() -> dict[str, Any]:
+    turn = _object(keys.ASSISTANT_TURN)
+    turn["properties"]["role"] = {**turn["properties"]["role"], "const": "assistant"}
+    turn["anyOf"] = [_has("content"), _has("tool_calls"), _has("refusal")]
+    return turn
+
+
+def _any_case(words: tuple[str, ...]) -> str:
+    """A pattern matching any of `words` ignoring case (JSON Schema patterns have no flags)."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+               for word in words)
+    return "^(" + "|".join(spelled) + ")$"
+
+
+def _matcher() -> dict[str, Any]:
+    matcher = _object(keys.MATCHER)
+    fuzzy_message = {"type": "array", "contains": _is("matcher", "fuzzy")}
+    matcher["allOf"] = [
+        {"if": _has("threshold"),
+         "then": {"anyOf": [_is("type", "fuzzy"), {"required": ["messages"], "properties": {"messages": fuzzy_message}}]}},
+        {"if": {"not": _is("type", "any")}, "then": _has("messages")},
+    ]
+    return matcher
+
+
+def _response() -> dict[str, Any]:
+    """A chat.completion object: served as given, so any key is allowed; `choices` is checked."""
+    message = _object(keys.ASSISTANT_TURN)
+    message["additionalProperties"] = True  # e.g. annotations, audio: passed through
+    message["anyOf"] = [_has("content"), _has("tool_calls"), _has("refusal")]
+    return {
+        "type": "object",
+        "required": ["choices"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "choices": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "message": message,
+                        "finish_reason": {"enum": list(keys.FINISH_REASONS)},
+                    },
+                },
+            },
+            "usage": {
+                "type": ["object", "null"],
+                "properties": {name: {"type": "integer", "minimum": 0}
+                               for name in ("prompt_tokens", "completion_tokens", "total_tokens")},
+            },
+        },
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    top = _object(keys.TOP)
+    top["patternProperties"] = {f"^{keys.EXTENSION_PREFIX}": {"description": "Your own: anchors to share, notes; ignored."}}
+    top["allOf"] = [  # an alias and its name, not both
+        {"not": _has("apiKey", "api_key")},
+        {"not": _has("responses", "scenarios")},
+    ]
+    error = _object(keys.ERROR)
+    error["dependentRequired"] = {"content_type": ["body"]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/openai-mock/openai-mock/scenario.schema.json",
         "title": "openai-mock scenario file",
-        "anyOf": [_object(keys.TOP), {"type": "array", "items": {"$ref": "#/$defs/rule"}}],
+        "description": "A configuration of openai-mock: settings and a `responses:` list of rules "
+                       "(or a bare list of rules). An empty file is an empty configuration.",
+        "anyOf": [top, {"type": "array", "items": {"$ref": "#/$defs/rule"}}, {"type": "null"}],
         "$defs": {
-            "rule": rule,
+            "rule": _rule(),
             "behaviour": _object(keys.BEHAVIOUR),
-            "defaults": _object({**keys.BEHAVIOUR, **keys.DEFAULTS_ONLY}),
+            "defaults": {"anyOf": [_object({**keys.BEHAVIOUR, **keys.DEFAULTS_ONLY}), {"type": "null"}]},
             "error": {
                 "anyOf": [
                     {"type": "integer", "minimum": 400, "maximum": 599},
-                    _object(keys.ERROR),
+                    error,
                 ]
             },
             "headers": {
                 "type": "object",
-                "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "propertyNames": {"pattern": keys.HEADER_NAME,
+                                  "not": {"pattern": _any_case(keys.FRAMING_HEADERS)}},
+                "additionalProperties": {"type": ["string", "number", "boolean", "null"],
+                                         "pattern": r"^[\t\u0020-\u007e\u0080-\u00ff]*$"},
             },
-            "flowTurn": _object(keys.FLOW_TURN, required=("role",)),
-            "assistantTurn": _object(keys.ASSISTANT_TURN),
-            "matcher": _object(keys.MATCHER),
+            "flowTurn": _flow_turn(),
+            "assistantTurn": _assistant_turn(),
+            "matcher": _matcher(),
             "matcherMessage": _object(keys.MATCHER_MESSAGE, required=("role",)),
+            "response": _response(),
             "toolCall": _object(keys.TOOL_CALL, required=("id", "function")),
             "function": _object(keys.FUNCTION, required=("name",)),
-            "cors": _object(keys.CORS),
+            "cors": {"anyOf": [_object(keys.CORS), {"type": "null"}]},
+            "moderation": _object(keys.MODERATION, required=("categories",)),
         },
     }

@@ -6,15 +6,35 @@ the node and of each key and item, so that every later check can name FILE:LINE:
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import attrs
 import yaml
 
 try:  # the C loader is several times faster on big files
-    _Loader: type = yaml.CSafeLoader
+    _Base: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - pyyaml built without libyaml
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe loading without YAML 1.1 timestamps: `2024-01-01` stays the text the user wrote
+    (scenario values end up in JSON, which has no dates)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+
+# Characters YAML does not allow in a stream (YAML 1.1 "printable" complement).
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+# A document that expands (through aliases) to more values than this is refused: a few
+# lines of `&a [*b, *b, ...]` can otherwise grow to billions of values ("billion laughs").
+MAX_VALUES = 1_000_000
 
 
 @attrs.frozen
@@ -64,8 +84,38 @@ def _pos(file: str, node: yaml.Node) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1)
 
 
+def decode(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
+    """The text of a scenario file: UTF-8 (a BOM is skipped), or UTF-16 with a BOM (what
+    Windows PowerShell's `>` writes)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), []
+        except UnicodeDecodeError:
+            return None, [Problem(Pos(file, 1, 1), "not valid UTF-16 text although it starts with a UTF-16 byte order mark")]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as error:
+        before = data[: error.start].decode("utf-8", "replace")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        byte = data[error.start]
+        return None, [Problem(Pos(file, line, column),
+                              f"not UTF-8 text (byte 0x{byte:02x}); a scenario file is UTF-8 YAML text")]
+
+
 def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document. Returns (value, problems); value is None on a syntax error."""
+    bad = _NOT_PRINTABLE.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        char = bad.group()
+        what = ("a NUL byte: this looks like a binary file, not YAML text" if char == "\0" else
+                f"the character U+{ord(char):04X} is not allowed in YAML text "
+                f'(inside double quotes write it as "\\u{ord(char):04x}")')
+        return None, [Problem(Pos(file, line, column), what)]
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -76,42 +126,86 @@ def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
             return None, [Problem(where, "a scenario file holds one YAML document; a second starts here")]
         what = error.problem or error.context or "invalid YAML"
         return None, [Problem(where, f"YAML syntax error: {what}")]
-    except yaml.YAMLError as error:  # e.g. a reader error: bytes that are not text
+    except yaml.YAMLError as error:  # e.g. a reader error the check above did not foresee
         return None, [Problem(Pos(file, 1, 1), f"YAML error: {str(error).splitlines()[0]}")]
     finally:
         loader.dispose()
     if node is None:
         return None, []
-    problems: list[Problem] = []
-    return _build(node, file, loader, problems), problems
-
-
-def _build(node: yaml.Node, file: str, loader: Any, problems: list[Problem]) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<:` merge keys
-        result = YMap()
-        result.pos = _pos(file, node)
-        result.key_pos, result.value_pos = {}, {}
-        for key_node, value_node in node.value:
-            key = _build(key_node, file, loader, problems)
-            try:
-                hash(key)
-            except TypeError:
-                problems.append(Problem(_pos(file, key_node), "a mapping key must be a plain value"))
-                continue
-            if key in result:
-                problems.append(Problem(_pos(file, key_node), f"duplicate key '{key}'"))
-            result[key] = _build(value_node, file, loader, problems)
-            result.key_pos[key] = _pos(file, key_node)
-            result.value_pos[key] = _pos(file, value_node)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        items = YList(_build(item, file, loader, problems) for item in node.value)
-        items.pos = _pos(file, node)
-        items.item_pos = [_pos(file, item) for item in node.value]
-        return items
+    builder = _Builder(file, loader)
     try:
-        return loader.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError as error:
-        problems.append(Problem(_pos(file, node), f"YAML error: {error.problem}"))
-        return None
+        value = builder.build(node)
+    except _TooBig:
+        return None, [Problem(_pos(file, node), f"the document expands to more than {MAX_VALUES:,} values "
+                                                "(through aliases); refusing to load it")]
+    except RecursionError:
+        return None, [Problem(_pos(file, node), "the document nests too deeply (or an alias refers to itself)")]
+    return value, builder.problems
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Builder:
+    def __init__(self, file: str, loader: Any):
+        self.file, self.loader = file, loader
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def build(self, node: yaml.Node) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooBig
+        file = self.file
+        if isinstance(node, yaml.MappingNode):
+            own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
+            try:
+                self.loader.flatten_mapping(node)  # resolves `<<:` merge keys, putting merged entries first
+            except yaml.constructor.ConstructorError as error:
+                mark = error.problem_mark or node.start_mark
+                self.problems.append(Problem(Pos(file, mark.line + 1, mark.column + 1),
+                                             f"YAML error: {error.problem or 'bad merge key'}"))
+                node.value = [(k, v) for k, v in node.value if k.tag != _MERGE]  # go on without the merge
+            merged = len(node.value) - own
+            result = YMap()
+            result.pos = _pos(file, node)
+            result.key_pos, result.value_pos = {}, {}
+            own_keys: set[Any] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
+                key = self.build(key_node)
+                try:
+                    hash(key)
+                except TypeError:
+                    self.problems.append(Problem(_pos(file, key_node), "a mapping key must be a plain value"))
+                    continue
+                if index >= merged:  # a key written here may override a merged one, not repeat itself
+                    if key in own_keys:
+                        self.problems.append(Problem(_pos(file, key_node), f"duplicate key '{key}'"))
+                    own_keys.add(key)
+                result[key] = self.build(value_node)
+                result.key_pos[key] = _pos(file, key_node)
+                result.value_pos[key] = _pos(file, value_node)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            items = YList(self.build(item) for item in node.value)
+            items.pos = _pos(file, node)
+            items.item_pos = [_pos(file, item) for item in node.value]
+            return items
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as error:
+            self.problems.append(Problem(_pos(file, node), f"YAML error: {error.problem}"))
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problems.append(Problem(_pos(file, node), f"{node.value!r}: numbers must be finite"))
+            return None
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            # explicit tags like !!binary or !!timestamp: nothing JSON could carry
+            self.problems.append(Problem(_pos(file, node), f"a {type(value).__name__} value ({node.tag}) "
+                                                           "is not allowed: use text, numbers, true/false or null"))
+            return None
+        return value

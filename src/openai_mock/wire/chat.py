@@ -12,7 +12,6 @@ import attrs
 from ..plan import ALNUM, Plan, Usage
 from ..scenario.model import Reply, ToolCall
 from . import sse
-from .errors import error_body
 from .text import split
 
 
@@ -178,13 +177,4 @@ def chunks(plan: Plan) -> list[dict[str, Any]]:
 
 
 def stream(plan: Plan) -> sse.StreamBody:
-    frames = tuple(sse.data(chunk) for chunk in chunks(plan))
-    tail: tuple[bytes, ...] = ()
-    if plan.failure in ("malformed", "error_event"):
-        sent = min(plan.fail_after or 0, len(frames))
-        if plan.failure == "malformed":
-            tail = (sse.cut_in_half(frames[sent] if sent < len(frames) else frames[-1]),)
-        else:
-            assert plan.stream_error is not None
-            tail = (sse.data(error_body(plan.stream_error, plan.model)),)
-    return sse.StreamBody(frames=frames, done=sse.DONE, tail=tail)
+    return sse.stream_body(plan, tuple(sse.data(chunk) for chunk in chunks(plan)), sse.DONE)

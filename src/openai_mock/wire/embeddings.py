@@ -1,0 +1,65 @@
+"""`POST /v1/embeddings`: deterministic vectors, as floats or base64.
+
+A vector depends only on the model and the input: the same text always gets the same vector,
+different texts different ones. The numbers come from SHAKE-256 of the input, so they carry no
+meaning (two different texts are about as similar as two random directions), and a shorter
+`dimensions` is a prefix of the full vector, scaled back to unit length, as with the real
+text-embedding-3 models. Values are float32, so the float and base64 forms agree exactly."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import struct
+from typing import Any
+
+import attrs
+
+NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+DEFAULT_DIMENSIONS = 1536
+FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})  # models that refuse `dimensions`
+MAX_DIMENSIONS = 16384  # for models the mock does not know
+
+Input = str | tuple[int, ...]  # a text, or a list of token ids
+
+
+@attrs.frozen
+class EmbeddingsRequest:
+    model: str
+    inputs: tuple[Input, ...]
+    dimensions: int
+    encoding_format: str  # float | base64
+    prompt_tokens: int
+
+
+def native_dimensions(model: str) -> int:
+    return NATIVE_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
+
+
+def max_dimensions(model: str) -> int:
+    return NATIVE_DIMENSIONS.get(model, MAX_DIMENSIONS)
+
+
+def vector(model: str, item: Input, dimensions: int) -> tuple[float, ...]:
+    """A unit vector of float32 values, the same for the same (model, input)."""
+    key = f"{model}\0text:{item}" if isinstance(item, str) else f"{model}\0tokens:{','.join(map(str, item))}"
+    raw = hashlib.shake_256(key.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
+    values = [n / 2**31 - 1.0 for n in struct.unpack(f"<{dimensions}I", raw)]
+    norm = math.sqrt(math.fsum(v * v for v in values))
+    return struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(v / norm for v in values)))
+
+
+def encode(values: tuple[float, ...]) -> str:
+    """Standard base64 of the packed little-endian float32 values, which the SDKs decode."""
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
+
+
+def body(request: EmbeddingsRequest) -> dict[str, Any]:
+    data = []
+    for index, item in enumerate(request.inputs):
+        values = vector(request.model, item, request.dimensions)
+        embedding: Any = encode(values) if request.encoding_format == "base64" else list(values)
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    return {"object": "list", "data": data, "model": request.model,
+            "usage": {"prompt_tokens": request.prompt_tokens, "total_tokens": request.prompt_tokens}}

@@ -1,0 +1,247 @@
+"""The Responses API: the `response` object and its event stream.
+
+Shapes follow real gpt-5 captures (event order, `sequence_number` from 0, no `[DONE]`), made to
+pass OpenAI's published schemas where those are stricter than the captures: `user` and `usage`
+are left out rather than sent as null, `input_tokens_details.cache_write_tokens` and the `name`
+of `function_call_arguments.done` are sent, and the `error` event carries both the nested
+`error` object the real API sends (which makes every SDK raise) and the flat fields of the spec.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import attrs
+
+from ..plan import ALNUM, HEX, Plan, Usage
+from ..scenario.model import ErrorSpec, Reply
+from . import sse
+from .errors import error_object
+from .text import split
+
+# the codes `response.error.code` may take (spec `ResponseErrorCode`); others map by status
+RESPONSE_ERROR_CODES = frozenset((
+    "server_error", "rate_limit_exceeded", "invalid_prompt", "data_residency_mismatch", "bio_policy",
+    "vector_store_timeout", "invalid_image", "invalid_image_format", "invalid_base64_image",
+    "invalid_image_url", "image_too_large", "image_too_small", "image_parse_error",
+    "image_content_policy_violation", "invalid_image_mode", "image_file_too_large",
+    "unsupported_image_media_type", "empty_image_file", "failed_to_download_image", "image_file_not_found",
+))
+ITEM_ID_LENGTH = 48
+
+
+@attrs.frozen
+class ResponsesOptions:
+    """What the request asked for that the response object echoes."""
+
+    instructions: Any = None  # as sent: a string or a list of input items
+    previous_response_id: str | None = None
+    store: bool = True
+    background: bool = False
+    tools: tuple[Any, ...] = ()
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_logprobs: int = 0
+    max_output_tokens: int | None = None
+    max_tool_calls: int | None = None
+    text: Any = attrs.Factory(lambda: {"format": {"type": "text"}, "verbosity": "medium"})
+    reasoning: Any = attrs.Factory(lambda: {"effort": None, "summary": None})
+    truncation: str = "disabled"
+    metadata: Any = attrs.Factory(dict)
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    include_obfuscation: bool = True
+
+
+def _options(plan: Plan) -> ResponsesOptions:
+    return plan.options if isinstance(plan.options, ResponsesOptions) else ResponsesOptions()
+
+
+# --- the response object ----------------------------------------------------------------------
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _ending(reply: Reply) -> tuple[str, dict[str, str] | None]:
+    """(status, incomplete_details) for how the reply finished."""
+    if reply.finish_reason == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if reply.finish_reason == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def snapshot(plan: Plan, status: str, output: list[dict[str, Any]], *, error: Any = None,
+             incomplete: Any = None, service_tier: str = "default") -> dict[str, Any]:
+    """The response object as it stands: `usage` only once it is known (the spec forbids null)."""
+    o = _options(plan)
+    body: dict[str, Any] = {
+        "id": plan.id, "object": "response", "created_at": plan.created, "status": status,
+        "background": o.background, "completed_at": plan.created if status == "completed" else None,
+        "error": error, "incomplete_details": incomplete, "instructions": o.instructions,
+        "max_output_tokens": o.max_output_tokens, "max_tool_calls": o.max_tool_calls, "model": plan.model,
+        "output": output, "parallel_tool_calls": o.parallel_tool_calls,
+        "previous_response_id": o.previous_response_id, "prompt_cache_key": o.prompt_cache_key,
+        "reasoning": o.reasoning, "safety_identifier": o.safety_identifier, "service_tier": service_tier,
+        "store": o.store, "temperature": o.temperature, "text": o.text, "tool_choice": o.tool_choice,
+        "tools": list(o.tools), "top_logprobs": o.top_logprobs, "top_p": o.top_p, "truncation": o.truncation,
+    }
+    if status in ("completed", "incomplete"):
+        assert plan.usage is not None
+        body["usage"] = usage_object(plan.usage)
+    if o.user is not None:
+        body["user"] = o.user
+    body["metadata"] = o.metadata
+    return body
+
+
+@attrs.frozen
+class _Item:
+    """One output item of the reply: a message (text or refusal) or a function call."""
+
+    kind: str  # message | function_call
+    id: str
+    text: str = ""  # the message's text or refusal, the call's arguments
+    refusal: bool = False
+    call_id: str = ""
+    name: str = ""
+
+
+def _items(plan: Plan) -> list[_Item]:
+    reply = plan.reply
+    assert reply is not None
+    items = []
+    if reply.content is not None or reply.refusal is not None or not reply.tool_calls:
+        refused = reply.content is None and reply.refusal is not None
+        items.append(_Item("message", "msg_" + plan.make_id("msg", ITEM_ID_LENGTH, HEX),
+                           text=(reply.refusal if refused else reply.content) or "", refusal=refused))
+    for index, call in enumerate(reply.tool_calls):
+        items.append(_Item("function_call", "fc_" + plan.make_id(f"fc{index}", ITEM_ID_LENGTH, HEX),
+                           text=call.arguments, call_id=call.id, name=call.name))
+    return items
+
+
+def _part(item: _Item, text: str) -> dict[str, Any]:
+    if item.refusal:
+        return {"type": "refusal", "refusal": text}
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _item_object(item: _Item, status: str, done: bool) -> dict[str, Any]:
+    if item.kind == "message":
+        content = [_part(item, item.text)] if done else []
+        return {"id": item.id, "type": "message", "status": status, "content": content, "role": "assistant"}
+    return {"id": item.id, "type": "function_call", "status": status, "arguments": item.text if done else "",
+            "call_id": item.call_id, "name": item.name}
+
+
+def body(plan: Plan) -> dict[str, Any]:
+    """The non-streamed response object."""
+    assert plan.reply is not None
+    status, incomplete = _ending(plan.reply)
+    item_status = "incomplete" if status == "incomplete" else "completed"
+    output = [_item_object(item, item_status, done=True) for item in _items(plan)]
+    return snapshot(plan, status, output, incomplete=incomplete)
+
+
+def failed(plan: Plan) -> dict[str, Any]:
+    """The response object of a response that failed with the plan's stream error."""
+    spec = plan.stream_error or ErrorSpec(status=500)
+    inner = error_object(spec, plan.model)
+    code = inner["code"] if inner["code"] in RESPONSE_ERROR_CODES else (
+        "rate_limit_exceeded" if spec.status == 429 else "server_error")
+    return snapshot(plan, "failed", [], error={"code": code, "message": inner["message"]})
+
+
+def retrieve(plan: Plan) -> dict[str, Any]:
+    """What `GET /v1/responses/{id}` returns for a stored response."""
+    if plan.stream and plan.failure == "error_event":
+        return failed(plan)
+    return body(plan)
+
+
+# --- the stream -------------------------------------------------------------------------------
+
+
+def events(plan: Plan) -> list[dict[str, Any]]:
+    """Every event of the stream, in order, numbered from 0."""
+    assert plan.reply is not None
+    options = _options(plan)
+    rng = random.Random(plan.seed)
+
+    def padded(event: dict[str, Any]) -> dict[str, Any]:
+        if options.include_obfuscation:  # the real API pads deltas to hide their length
+            event["obfuscation"] = "".join(rng.choices(ALNUM, k=rng.randint(1, 16)))
+        return event
+
+    status, incomplete = _ending(plan.reply)
+    item_status = "incomplete" if status == "incomplete" else "completed"
+    result: list[dict[str, Any]] = [
+        {"type": "response.created", "response": snapshot(plan, "in_progress", [], service_tier="auto")},
+        {"type": "response.in_progress", "response": snapshot(plan, "in_progress", [], service_tier="auto")},
+    ]
+    output = []
+    for index, item in enumerate(_items(plan)):
+        pieces = split(item.text, plan.chunking)
+        where = {"item_id": item.id, "output_index": index}
+        result.append({"type": "response.output_item.added", "output_index": index,
+                       "item": _item_object(item, "in_progress", done=False)})
+        if item.kind == "message":
+            at = {**where, "content_index": 0}
+            result.append({"type": "response.content_part.added", **at, "part": _part(item, "")})
+            if item.refusal:
+                result += [{"type": "response.refusal.delta", **at, "delta": piece} for piece in pieces]
+                result.append({"type": "response.refusal.done", **at, "refusal": item.text})
+            else:
+                result += [padded({"type": "response.output_text.delta", **at, "delta": piece, "logprobs": []})
+                           for piece in pieces]
+                result.append({"type": "response.output_text.done", **at, "text": item.text, "logprobs": []})
+            result.append({"type": "response.content_part.done", **at, "part": _part(item, item.text)})
+        else:
+            result += [padded({"type": "response.function_call_arguments.delta", **where, "delta": piece})
+                       for piece in pieces]
+            result.append({"type": "response.function_call_arguments.done", **where, "name": item.name,
+                           "arguments": item.text})
+        done = _item_object(item, item_status, done=True)
+        output.append(done)
+        result.append({"type": "response.output_item.done", "output_index": index, "item": done})
+    terminal = "response.completed" if status == "completed" else "response.incomplete"
+    result.append({"type": terminal, "response": snapshot(plan, status, output, incomplete=incomplete)})
+    return [_numbered(event, n) for n, event in enumerate(result)]
+
+
+def _numbered(event: dict[str, Any], number: int) -> dict[str, Any]:
+    """The event with its `sequence_number` second, where the real API puts it."""
+    kind = event.pop("type")
+    return {"type": kind, "sequence_number": number, **event}
+
+
+def frame(event: dict[str, Any]) -> bytes:
+    return sse.event(event["type"], event)
+
+
+def error_events(plan: Plan, first: int) -> list[dict[str, Any]]:
+    """An `error` event and `response.failed`, numbered from `first`."""
+    spec = plan.stream_error or ErrorSpec(status=500)
+    inner = error_object(spec, plan.model)
+    error = {"type": "error", "sequence_number": first, "error": inner,
+             "code": inner["code"], "message": inner["message"], "param": inner["param"]}
+    return [error, {"type": "response.failed", "sequence_number": first + 1, "response": failed(plan)}]
+
+
+def stream(plan: Plan) -> sse.StreamBody:
+    """Events, no [DONE]; an `error_event` failure sends `error` then `response.failed`."""
+    return sse.stream_body(plan, tuple(frame(event) for event in events(plan)), b"",
+                           lambda sent: tuple(frame(event) for event in error_events(plan, sent)))
