@@ -170,3 +170,20 @@ def test_bad_requests_never_500(server):
             assert response.status_code in (404, 405), (method, path)
             assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert "Traceback" not in server.log()
+
+
+def test_an_http_10_stream_ends_by_closing_the_connection(server):
+    import json
+    import socket
+
+    body = json.dumps(chat_body("hi")).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.0\r\nAuthorization: Bearer sk-test\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))
+        received = b""
+        while data := sock.recv(65536):  # a timeout here would mean the body never ended
+            received += data
+    head, _, payload = received.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert payload.endswith(b"data: [DONE]\n\n")
+    assert payload.count(b"data: {") >= 3

@@ -6,6 +6,7 @@ same seed and state give the same plan, waits and ids included.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import string
 from typing import Any
@@ -19,8 +20,10 @@ HEX = "0123456789abcdef"
 
 
 def token(seed: int, label: str, length: int, alphabet: str = ALNUM) -> str:
-    """A random-looking string that depends only on (seed, label)."""
-    return "".join(random.Random(f"{seed}/{label}").choices(alphabet, k=length))
+    """A random-looking string that depends only on (seed, label). (A hash, not a seeded
+    random.Random: every request makes a few of these, and Random's set-up costs ten times more.)"""
+    size = len(alphabet)
+    return "".join([alphabet[byte % size] for byte in hashlib.shake_256(f"{seed}/{label}".encode()).digest(length)])
 
 
 @attrs.frozen

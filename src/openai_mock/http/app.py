@@ -110,7 +110,8 @@ def create_app(state: MockState) -> QuartTrio:
             return fail(refused.spec)
         plan = state.engine.plan(generation, ctx.seed or 0)
         connection = request.scope["state"].get(CONNECTION) if "state" in request.scope else None
-        return await executor.respond(plan, encoder, connection, ctx.entry, state.journal)
+        chunked = request.scope.get("http_version") == "1.1"  # (HTTP/1.0 bodies end by closing)
+        return await executor.respond(plan, encoder, connection, ctx.entry, state.journal, direct=chunked)
 
     # --- before and after every request -----------------------------------------------------
 

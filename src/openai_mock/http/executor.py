@@ -61,7 +61,7 @@ def _merge(*layers: Any) -> list[tuple[str, str]]:
 
 
 async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, entry: Entry,
-                  journal: Journal) -> Response:
+                  journal: Journal, direct: bool = False) -> Response:
     """Wait, then send the plan's response; the journal entry follows what really happened."""
     entry.rule_id, entry.step, entry.stream = plan.rule_id, plan.step, plan.stream
     latency, _ = plan.timing.waits(0)
@@ -83,7 +83,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
     if not plan.stream:
         return _plain(plan, encoder, entry, journal)
     assert encoder.stream is not None
-    response = Response(_stream(plan, encoder.stream(plan), connection, entry, journal),
+    response = Response(_stream(plan, encoder.stream(plan), connection, direct, entry, journal),
                         status=200, headers=list(plan.headers), content_type=EVENT_STREAM)
     response.timeout = None
     return response
@@ -123,8 +123,11 @@ def _plain(plan: Plan, encoder: Encoder, entry: Entry, journal: Journal) -> Resp
     return Response(body, status=200, headers=list(plan.headers), content_type=JSON)
 
 
-async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | None, entry: Entry,
-                  journal: Journal) -> AsyncIterator[bytes]:
+async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | None, direct: bool,
+                  entry: Entry, journal: Journal) -> AsyncIterator[bytes]:
+    """The body of a stream. With `direct`, chunks go straight to the connection (see
+    `Connection.send_chunk`); else they are yielded to Quart, which sends them the long way."""
+    send = connection.send_chunk if direct and connection is not None else None
     frames = body.frames
     count = len(frames) if plan.failure is None else min(plan.fail_after or 0, len(frames))
     _, waits = plan.timing.waits(count)
@@ -132,20 +135,33 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | Non
         for frame, wait in zip(frames[:count], waits, strict=True):
             if wait:
                 await trio.sleep(wait)
-            yield frame
+            elif send is not None:
+                await trio.lowlevel.checkpoint()  # a direct send may not yield: let others run
+            if send is None:
+                yield frame
+            else:
+                await send(frame)
             entry.chunks_sent += 1
         if plan.failure is None:
             journal.finish(entry, "completed")
-            yield body.done
-            return
-        if plan.failure == "hang":
-            await _hang(plan)
-        journal.finish(entry, f"failed:{plan.failure}")
-        if plan.failure in ("disconnect", "reset", "hang"):
-            await _cut(plan.failure, connection)
-            return
-        for frame in body.tail:  # malformed, error_event; truncate has none
-            yield frame
+            last = (body.done,)
+        else:
+            if plan.failure == "hang":
+                await _hang(plan)
+            journal.finish(entry, f"failed:{plan.failure}")
+            if plan.failure in ("disconnect", "reset", "hang"):
+                await _cut(plan.failure, connection)
+                return
+            last = body.tail  # malformed, error_event; truncate has none
+        for frame in last:
+            if not frame:
+                continue
+            if send is None:
+                yield frame
+            else:
+                await send(frame)
+        if send is None and connection is not None:
+            connection.drop()  # an HTTP/1.0 body ends when the connection does: hypercorn leaves it open
     except BaseException:  # trio.Cancelled or GeneratorExit: the client left first
         journal.finish(entry, "client_disconnected")
         raise

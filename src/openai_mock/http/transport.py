@@ -15,11 +15,11 @@ import logging
 import socket
 import struct
 import termios
-from functools import partial
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import RawData
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -31,10 +31,31 @@ BACKLOG = 4096  # hypercorn's default (100) makes bursts of clients wait for SYN
 
 
 class Connection:
-    """One client TCP connection, for the faults that happen below HTTP."""
+    """One client TCP connection: the faults that happen below HTTP, and a short way for the
+    chunks of a streamed body."""
 
-    def __init__(self, sock: trio.socket.SocketType):
-        self._sock = sock
+    def __init__(self, server: TCPServer, sock: socket.socket):
+        self._server = server
+        self._sock = sock  # the stdlib socket under hypercorn's trio stream: the same file descriptor
+
+    async def send_chunk(self, data: bytes) -> None:
+        """Send `data` as one chunk of a chunked HTTP/1.1 body, framed exactly as h11 frames it.
+        Streams spend most of their time here, so the usual case is one non-blocking send()
+        and nothing else; whatever does not fit at once (or fails) goes through hypercorn's own
+        writer, with its lock and its handling of a client that has gone.
+        Only valid between the response's headers and its end, on a chunked response."""
+        if not data:
+            return  # an empty chunk would end the body
+        frame = b"%x\r\n%b\r\n" % (len(data), data)
+        if not self._server.send_lock.locked():
+            try:
+                sent = self._sock.send(frame)
+            except OSError:  # EAGAIN, or a broken connection: hypercorn's writer sorts it out
+                sent = 0
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        await self._server.protocol_send(RawData(data=frame))
 
     def drop(self) -> None:
         """Close the connection where it stands: FIN, after whatever was already sent."""
@@ -53,7 +74,8 @@ class Connection:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             return
-        self._sock.close()  # trio wakes any task waiting on it with ClosedResourceError
+        trio.lowlevel.notify_closing(self._sock)  # tasks waiting on it wake with ClosedResourceError
+        self._sock.close()
 
     def _unsent(self) -> int:
         try:
@@ -65,8 +87,9 @@ class Connection:
 
 class _TCPServer(TCPServer):
     def __init__(self, app: Any, config: HypercornConfig, context: WorkerContext, state: Any,
-                 stream: trio.SocketStream):
-        super().__init__(app, config, context, {**state, CONNECTION: Connection(stream.socket)}, stream)
+                 sock: socket.socket):
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)}, stream)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -101,18 +124,45 @@ async def serve(app: Any, sock: socket.socket, *, errors: logging.Logger | None 
     """Serve the ASGI `app` on the listening `sock` until cancelled; the socket is closed on exit."""
     config = hypercorn_config(errors)
     wrapped = wrap_app(app, config.wsgi_max_body_size, None)
-    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     try:
         async with trio.open_nursery() as nursery:
             lifespan = Lifespan(wrapped, config, {})
             await nursery.start(lifespan.handle_lifespan)
             await lifespan.wait_for_startup()
-            handler = partial(_TCPServer, wrapped, config, WorkerContext(None), ConnectionState({}))
-            await nursery.start(partial(trio.serve_listeners, handler, [listener], handler_nursery=nursery))
+            context, state = WorkerContext(None), ConnectionState({})
+
+            async def connection(client: socket.socket) -> None:
+                await _TCPServer(wrapped, config, context, state, client).run()
+
+            nursery.start_soon(_accept, sock, connection, nursery)
             task_status.started()
     finally:
-        with trio.CancelScope(shield=True):
-            await listener.aclose()
+        trio.lowlevel.notify_closing(sock)
+        sock.close()
+
+
+# accept() errors that mean "out of resources for now": wait, then try again
+_SCARCE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+ACCEPT_BATCH = 512
+
+
+async def _accept(sock: socket.socket, handler: Any, nursery: trio.Nursery) -> None:
+    """Take every waiting connection each time the socket is ready. (trio.serve_listeners takes
+    one per pass of the event loop: with thousands of streams running, the accept queue then
+    overflows and clients wait seconds for the kernel's SYN retries; see bench/README.md.)"""
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        for _ in range(ACCEPT_BATCH):
+            try:
+                client, _ = sock.accept()
+            except BlockingIOError:
+                break
+            except OSError as error:
+                if error.errno in _SCARCE:
+                    await trio.sleep(0.05)
+                break
+            nursery.start_soon(handler, client)
+        await trio.lowlevel.checkpoint()
 
 
 def describe_bind_error(error: OSError, host: str, port: int) -> str:

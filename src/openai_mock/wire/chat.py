@@ -142,8 +142,11 @@ def deltas(reply: Reply, chunking: str | int) -> list[dict[str, Any]]:
     return result
 
 
-def chunks(plan: Plan) -> list[dict[str, Any]]:
-    """Every chunk object of the stream, in order: role, content, closing chunk, usage chunk."""
+_ABSENT = object()
+
+
+def _chunk_parts(plan: Plan) -> tuple[dict[str, Any], list[tuple[list[Any], Any, str | None]]]:
+    """The keys every chunk shares, and per chunk (choices, usage or _ABSENT, obfuscation)."""
     options = plan.options if isinstance(plan.options, ChatOptions) else ChatOptions()
     assert plan.usage is not None
     model = plan.response.get("model", plan.model) if plan.response is not None else plan.model
@@ -155,26 +158,50 @@ def chunks(plan: Plan) -> list[dict[str, Any]]:
         for key in ("service_tier", "system_fingerprint"):
             if key in plan.response:
                 head[key] = plan.response[key]
-    result = []
+    choices = []
     for index, reply in enumerate(_replies(plan)):
         pieces = deltas(reply, plan.chunking)
         pieces.append({})
         for n, delta in enumerate(pieces):
             last = n == len(pieces) - 1
-            result.append({**head, "choices": [{
-                "index": index, "delta": delta, "logprobs": None,
-                "finish_reason": reply.finish_reason if last else None,
-            }]})
+            choices.append([{"index": index, "delta": delta, "logprobs": None,
+                             "finish_reason": reply.finish_reason if last else None}])
+    # real traffic sends `usage: null` on every chunk only when the client asked for usage
+    usages: list[Any] = [None if options.include_usage else _ABSENT] * len(choices)
     if options.include_usage:
-        for chunk in result:
-            chunk["usage"] = None
-        result.append({**head, "choices": [], "usage": usage_object(plan.usage)})
+        choices.append([])
+        usages.append(usage_object(plan.usage))
+    padding: list[str | None] = [None] * len(choices)
     if options.include_obfuscation:
         rng = random.Random(plan.seed)
-        for chunk in result:
-            chunk["obfuscation"] = "".join(rng.choices(ALNUM, k=rng.randint(1, 16)))
+        padding = ["".join(rng.choices(ALNUM, k=rng.randint(1, 16))) for _ in choices]
+    return head, list(zip(choices, usages, padding, strict=True))
+
+
+def chunks(plan: Plan) -> list[dict[str, Any]]:
+    """Every chunk object of the stream, in order: role, content, closing chunk, usage chunk."""
+    head, parts = _chunk_parts(plan)
+    result = []
+    for choices, usage, padding in parts:
+        chunk = {**head, "choices": choices}
+        if usage is not _ABSENT:
+            chunk["usage"] = usage
+        if padding is not None:
+            chunk["obfuscation"] = padding
+        result.append(chunk)
     return result
 
 
 def stream(plan: Plan) -> sse.StreamBody:
-    return sse.stream_body(plan, tuple(sse.data(chunk) for chunk in chunks(plan)), sse.DONE)
+    """The frames of `chunks(plan)`, byte for byte; the shared keys are encoded once."""
+    head, parts = _chunk_parts(plan)
+    opening = b"data: " + sse.dumps(head)[:-1] + b',"choices":'
+    frames = []
+    for choices, usage, padding in parts:
+        frame = opening + sse.dumps(choices)
+        if usage is not _ABSENT:
+            frame += b',"usage":' + sse.dumps(usage)
+        if padding is not None:
+            frame += b',"obfuscation":"' + padding.encode() + b'"'
+        frames.append(frame + b"}\n\n")
+    return sse.stream_body(plan, tuple(frames), sse.DONE)
