@@ -1,0 +1,56 @@
+"""`openai-mock serve` options that tests elsewhere do not reach."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+
+CONFIG = """
+responses:
+  - id: hello-rule
+    matcher: {type: any}
+    reply: hi
+"""
+
+
+def test_verbose_log_goes_to_the_log_file(fresh_server, tmp_path):
+    log_file = tmp_path / "mock.log"
+    server = fresh_server(CONFIG, "-v", "--log-file", str(log_file))
+    httpx.post(f"{server.base_url}/chat/completions", timeout=10,
+               json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    httpx.post(f"{server.base_url}/chat/completions", timeout=10, headers={"X-Mock-Session": "s1"},
+               json={"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True})
+    httpx.get(f"{server.base_url}/nowhere", timeout=10)
+    deadline = time.monotonic() + 5
+    while log_file.read_text().count("\n") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = log_file.read_text().splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d POST +/v1/chat/completions +200 +[\d.]+ms  rule=hello-rule", lines[0])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d POST +/v1/chat/completions +200 +[\d.]+ms  rule=hello-rule "
+                        r"session=s1 stream chunks=3", lines[1])  # role, "hi", the closing chunk
+    assert "GET    /v1/nowhere" in lines[2] and " 404 " in lines[2] and "Invalid URL (GET /v1/nowhere)" in lines[2]
+    assert server.log() == ""  # nothing on standard error
+
+
+def test_quiet_by_default(fresh_server):
+    server = fresh_server(CONFIG)
+    httpx.post(f"{server.base_url}/chat/completions", timeout=10,
+               json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    assert server.log() == ""
+
+
+def test_a_busy_port_is_a_clear_error(fresh_server, tmp_path):
+    import subprocess
+    import sys
+
+    server = fresh_server(CONFIG)
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG)
+    result = subprocess.run([sys.executable, "-m", "openai_mock", "serve", "--config", str(path),
+                             "--port", str(server.port)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{server.port}: the port is in use" in result.stderr
+    assert "Traceback" not in result.stderr
