@@ -1,5 +1,8 @@
 """The executor: carries a Plan out over HTTP. Waits, frames and faults happen here, the same
-way for every endpoint; what the frames say was decided by the engine and the encoders."""
+way for every endpoint; what the frames say was decided by the engine and the encoders.
+
+It answers with an `HTTPReply` (status, headers, a body or a stream of frames), which the
+layer serving the request sends: `hotpath.py` over ASGI, `app.py` through Quart."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 
 import attrs
 import trio
-from quart import Response
 
 from ..journal import Entry, Journal
 from ..plan import Plan
@@ -30,18 +32,28 @@ class Encoder:
     stream: Callable[[Plan], sse.StreamBody] | None = None
 
 
-def json_response(value: Any, status: int = 200, headers: Any = ()) -> Response:
-    return Response(sse.dumps(value), status=status, headers=list(headers), content_type=JSON)
+@attrs.frozen
+class HTTPReply:
+    """A response to send: a whole body, or (`stream`) frames that are sent as they come."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
 
 
-def error_response(plan: Plan, headers: Any = ()) -> Response:
+def json_response(value: Any, status: int = 200, headers: Any = ()) -> HTTPReply:
+    return HTTPReply(status, [("content-type", JSON), *headers], sse.dumps(value))
+
+
+def error_response(plan: Plan, headers: Any = ()) -> HTTPReply:
     """The plan's error as the real API sends it (or the configured raw body)."""
     spec = plan.error
     assert spec is not None
     merged = _merge(plan.headers + tuple(headers), spec.headers)
     if spec.body is not None:
-        return Response(spec.body.encode(), status=spec.status, headers=merged,
-                        content_type=spec.content_type or "text/html; charset=utf-8")
+        content_type = spec.content_type or "text/html; charset=utf-8"
+        return HTTPReply(spec.status, [("content-type", content_type), *merged], spec.body.encode())
     return json_response(error_body(spec, plan.model), spec.status, merged)
 
 
@@ -61,7 +73,7 @@ def _merge(*layers: Any) -> list[tuple[str, str]]:
 
 
 async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, entry: Entry,
-                  journal: Journal, direct: bool = False) -> Response:
+                  journal: Journal, direct: bool = False) -> HTTPReply:
     """Wait, then send the plan's response; the journal entry follows what really happened."""
     entry.rule_id, entry.step, entry.stream = plan.rule_id, plan.step, plan.stream
     latency, _ = plan.timing.waits(0)
@@ -75,7 +87,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
             return error_response(plan)
         if plan.fails_before_headers:
             await _strike(plan, connection, entry, journal)
-            return Response(b"", status=200)  # never reaches the client: the connection is gone
+            return HTTPReply(200, [])  # never reaches the client: the connection is gone
     except BaseException:
         journal.finish(entry, "client_disconnected")
         raise
@@ -83,10 +95,8 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
     if not plan.stream:
         return _plain(plan, encoder, entry, journal)
     assert encoder.stream is not None
-    response = Response(_stream(plan, encoder.stream(plan), connection, direct, entry, journal),
-                        status=200, headers=list(plan.headers), content_type=EVENT_STREAM)
-    response.timeout = None
-    return response
+    frames = _stream(plan, encoder.stream(plan), connection, direct, entry, journal)
+    return HTTPReply(200, [("content-type", EVENT_STREAM), *plan.headers], stream=frames)
 
 
 async def _strike(plan: Plan, connection: Connection | None, entry: Entry, journal: Journal) -> None:
@@ -112,7 +122,7 @@ async def _cut(failure: str | None, connection: Connection | None) -> None:
         connection.drop()
 
 
-def _plain(plan: Plan, encoder: Encoder, entry: Entry, journal: Journal) -> Response:
+def _plain(plan: Plan, encoder: Encoder, entry: Entry, journal: Journal) -> HTTPReply:
     body = sse.dumps(encoder.body(plan))
     outcome = "completed"
     if plan.failure == "truncate":  # the body ends cleanly before anything was in it
@@ -120,7 +130,7 @@ def _plain(plan: Plan, encoder: Encoder, entry: Entry, journal: Journal) -> Resp
     elif plan.failure == "malformed":
         body, outcome = body[: len(body) // 2], "failed:malformed"
     journal.finish(entry, outcome)
-    return Response(body, status=200, headers=list(plan.headers), content_type=JSON)
+    return HTTPReply(200, [("content-type", JSON), *plan.headers], body)
 
 
 async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | None, direct: bool,
