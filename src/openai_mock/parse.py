@@ -102,6 +102,14 @@ class Fields:
     def array(self, name: str) -> list[Any] | None:
         return self.get(name, lambda v: isinstance(v, list), "an array")
 
+    def stream_options(self, stream: bool) -> Fields:
+        """`stream_options`, which the real API refuses on a request that does not stream."""
+        options = self.mapping("stream_options")
+        if options is not None and not stream:
+            raise Invalid(invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                                  param="stream_options"))
+        return Fields(options or {})
+
     def model(self) -> str:
         model = self.body.get("model")
         if model is None or model == "":
@@ -130,23 +138,30 @@ def sampling(fields: Fields) -> None:
     fields.number("frequency_penalty", -2, 2)
 
 
-def text_of(content: Any, param: str) -> str | None:
-    """A message's text: a string, or the text parts of an array of content parts."""
+# content part type -> the key that holds its text (images, audio and files take no part)
+TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
+
+
+def text_of(content: Any, param: str, expected: str = "one of a string or array of objects") -> str | None:
+    """A message's text: a string, or the text parts of an array of content parts, joined by
+    newlines."""
     if content is None or isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise wrong_type(param, "one of a string or array of objects", content)
+        raise wrong_type(param, expected, content)
     texts = []
     for i, part in enumerate(content):
         if not isinstance(part, dict):
             raise wrong_type(f"{param}[{i}]", "an object", part)
         if "type" not in part:
             raise missing(f"{param}[{i}].type")
-        text = part.get("text")
-        if part["type"] in ("text", "input_text", "output_text", "refusal"):
-            if not isinstance(text, str):
-                raise missing(f"{param}[{i}].text") if text is None else wrong_type(f"{param}[{i}].text", "a string", text)
-            texts.append(text)
+        key = TEXT_PARTS.get(part["type"])
+        if key is None:
+            continue
+        text = part.get(key)
+        if not isinstance(text, str):
+            raise missing(f"{param}[{i}].{key}") if text is None else wrong_type(f"{param}[{i}].{key}", "a string", text)
+        texts.append(text)
     return "\n".join(texts)
 
 
@@ -166,11 +181,7 @@ def chat(body: dict[str, Any], session: str) -> Request:
                               "but got an empty array instead.", param="messages", code="empty_array"))
     conversation = tuple(_chat_message(m, f"messages[{i}]") for i, m in enumerate(messages))
     stream = fields.boolean("stream")
-    options = fields.mapping("stream_options")
-    if options is not None and not stream:
-        raise Invalid(invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                              param="stream_options"))
-    options = Fields(options or {})
+    options = fields.stream_options(stream)
     include_usage = options.boolean("include_usage")
     include_obfuscation = options.boolean("include_obfuscation", default=True)
     fields.integer("n", 1, 128)

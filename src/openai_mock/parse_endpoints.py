@@ -38,11 +38,7 @@ def completions(body: dict[str, Any], session: str) -> Request:
         raise missing("prompt")
     prompt = _prompt(body["prompt"])
     stream = fields.boolean("stream")
-    stream_options = fields.mapping("stream_options")
-    if stream_options is not None and not stream:
-        raise Invalid(invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                              param="stream_options"))
-    include_usage = Fields(stream_options or {}).boolean("include_usage")
+    include_usage = fields.stream_options(stream).boolean("include_usage")
     echo = fields.boolean("echo")
     fields.integer("max_tokens", 0)
     fields.integer("n", 1, 128)

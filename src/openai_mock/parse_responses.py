@@ -14,7 +14,7 @@ import attrs
 
 from .conversation import Message
 from .engine import Request
-from .parse import Fields, Invalid, missing, sampling, wrong_type
+from .parse import Fields, Invalid, missing, sampling, text_of, wrong_type
 from .scenario.model import ToolCall
 from .wire.errors import invalid
 from .wire.responses import ResponsesOptions
@@ -48,11 +48,7 @@ def responses(body: dict[str, Any], session: str) -> Request:
                               "with 'previous_response_id' instead.", param="conversation"))
     previous = fields.string("previous_response_id")
     stream = fields.boolean("stream")
-    stream_options = fields.mapping("stream_options")
-    if stream_options is not None and not stream:
-        raise Invalid(invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                              param="stream_options"))
-    include_obfuscation = Fields(stream_options or {}).boolean("include_obfuscation", default=True)
+    include_obfuscation = fields.stream_options(stream).boolean("include_obfuscation", default=True)
     store = fields.boolean("store", default=True)
     sampling(fields)
     max_output_tokens = fields.integer("max_output_tokens", 16)
@@ -149,25 +145,7 @@ def _message(item: dict[str, Any], where: str) -> Message:
 
 
 def _text(content: Any, param: str) -> str:
-    """A message's text: a string, or its text parts joined (images and files take no part)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise wrong_type(param, "one of a string or array of input content parts", content)
-    texts = []
-    for i, part in enumerate(content):
-        if not isinstance(part, dict):
-            raise wrong_type(f"{param}[{i}]", "an object", part)
-        if "type" not in part:
-            raise missing(f"{param}[{i}].type")
-        key = {"input_text": "text", "output_text": "text", "text": "text", "refusal": "refusal"}.get(part["type"])
-        if key is None:
-            continue
-        text = part.get(key)
-        if not isinstance(text, str):
-            raise missing(f"{param}[{i}].{key}") if text is None else wrong_type(f"{param}[{i}].{key}", "a string", text)
-        texts.append(text)
-    return "\n".join(texts)
+    return text_of(content, param, "one of a string or array of input content parts") or ""
 
 
 def _string(item: dict[str, Any], key: str, where: str) -> str:
