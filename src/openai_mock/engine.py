@@ -48,7 +48,6 @@ class Stored:
     plan: Plan
     history: Conversation  # every turn so far, this reply included, without instructions
     instructions: str | None
-    input_items: tuple[Any, ...] = ()
     previous_response_id: str | None = None
 
 

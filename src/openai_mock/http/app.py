@@ -125,7 +125,7 @@ def create_app(state: MockState) -> QuartTrio:
     async def delete_response(response_id: str) -> Response:
         if not state.engine.delete_stored(g.exchange.session, response_id):
             return response_not_found(response_id)
-        return quart_response(executor.json_response({"id": response_id, "object": "response.deleted", "deleted": True}))
+        return quart_response(executor.json_response(responses.deleted(response_id)))
 
     @app.get("/v1/models")
     async def list_models() -> Response:

@@ -175,6 +175,11 @@ def retrieve(plan: Plan) -> dict[str, Any]:
 # --- the stream -------------------------------------------------------------------------------
 
 
+def deleted(response_id: str) -> dict[str, Any]:
+    """What `DELETE /v1/responses/{id}` answers."""
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
 def events(plan: Plan) -> list[dict[str, Any]]:
     """Every event of the stream, in order, numbered from 0."""
     assert plan.reply is not None
