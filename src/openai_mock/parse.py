@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .conversation import Message
@@ -102,6 +102,12 @@ class Fields:
     def array(self, name: str) -> list[Any] | None:
         return self.get(name, lambda v: isinstance(v, list), "an array")
 
+    def required(self, name: str) -> Any:
+        value = self.body.get(name)
+        if value is None:
+            raise missing(name)
+        return value
+
     def stream_options(self, stream: bool) -> Fields:
         """`stream_options`, which the real API refuses on a request that does not stream."""
         options = self.mapping("stream_options")
@@ -138,6 +144,16 @@ def sampling(fields: Fields) -> None:
     fields.number("frequency_penalty", -2, 2)
 
 
+def typed_objects(items: list[Any], param: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, item) of an array whose items must be objects that say their `type`."""
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise wrong_type(f"{param}[{i}]", "an object", item)
+        if "type" not in item:
+            raise missing(f"{param}[{i}].type")
+        yield i, item
+
+
 # content part type -> the key that holds its text (images, audio and files take no part)
 TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
 
@@ -150,11 +166,7 @@ def text_of(content: Any, param: str, expected: str = "one of a string or array 
     if not isinstance(content, list):
         raise wrong_type(param, expected, content)
     texts = []
-    for i, part in enumerate(content):
-        if not isinstance(part, dict):
-            raise wrong_type(f"{param}[{i}]", "an object", part)
-        if "type" not in part:
-            raise missing(f"{param}[{i}].type")
+    for i, part in typed_objects(content, param):
         key = TEXT_PARTS.get(part["type"])
         if key is None:
             continue
@@ -171,9 +183,7 @@ def text_of(content: Any, param: str, expected: str = "one of a string or array 
 def chat(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
     model = fields.model()
-    messages = body.get("messages")
-    if messages is None:
-        raise missing("messages")
+    messages = fields.required("messages")
     if not isinstance(messages, list):
         raise wrong_type("messages", "an array", messages)
     if not messages:
@@ -188,12 +198,8 @@ def chat(body: dict[str, Any], session: str) -> Request:
     fields.integer("max_tokens", 1)
     fields.integer("max_completion_tokens", 1)
     sampling(fields)
-    tools = fields.array("tools")
-    for i, tool in enumerate(tools or ()):
-        if not isinstance(tool, dict):
-            raise wrong_type(f"tools[{i}]", "an object", tool)
-        if "type" not in tool:
-            raise missing(f"tools[{i}].type")
+    for _ in typed_objects(fields.array("tools") or (), "tools"):
+        pass  # each tool is an object that names its type; the mock needs nothing more of them
     return Request(endpoint="chat", model=model, conversation=conversation, stream=stream, session=session,
                    options=ChatOptions(include_usage=include_usage, include_obfuscation=include_obfuscation))
 

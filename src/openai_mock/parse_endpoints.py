@@ -34,9 +34,7 @@ def _is_tokens(value: Any) -> bool:
 def completions(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
     model = fields.model()
-    if body.get("prompt") is None:
-        raise missing("prompt")
-    prompt = _prompt(body["prompt"])
+    prompt = _prompt(fields.required("prompt"))
     stream = fields.boolean("stream")
     include_usage = fields.stream_options(stream).boolean("include_usage")
     echo = fields.boolean("echo")
@@ -75,9 +73,7 @@ def _prompt(value: Any) -> str:
 def embeddings(body: dict[str, Any]) -> wire_embeddings.EmbeddingsRequest:
     fields = Fields(body)
     model = fields.model()
-    if body.get("input") is None:
-        raise missing("input")
-    inputs = _embedding_inputs(body["input"])
+    inputs = _embedding_inputs(fields.required("input"))
     encoding = body.get("encoding_format")
     if encoding is None:
         encoding = "float"  # the real API's default; the SDKs ask for base64 themselves

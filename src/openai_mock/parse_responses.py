@@ -14,7 +14,7 @@ import attrs
 
 from .conversation import Message
 from .engine import Request
-from .parse import Fields, Invalid, missing, sampling, text_of, wrong_type
+from .parse import Fields, Invalid, missing, sampling, text_of, typed_objects, wrong_type
 from .scenario.model import ToolCall
 from .wire.errors import invalid
 from .wire.responses import ResponsesOptions
@@ -87,11 +87,7 @@ def responses(body: dict[str, Any], session: str) -> Request:
 def _tools(tools: list[Any]) -> list[dict[str, Any]]:
     """The tools as the response echoes them: function tools with what the real API fills in."""
     result = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise wrong_type(f"tools[{i}]", "an object", tool)
-        if "type" not in tool:
-            raise missing(f"tools[{i}].type")
+    for i, tool in typed_objects(tools, "tools"):
         if tool["type"] == "function":
             name = tool.get("name")
             if name is None:
