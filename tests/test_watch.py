@@ -95,3 +95,35 @@ def test_reloads_under_load_drop_nothing(watched):
     assert len(results) > 30
     assert {r for r in results} <= {"slow one two three four"} | {f"version {v} a b c" for v in range(6)}
     assert "version 5 a b c" in results
+
+
+def test_a_file_caught_half_written_is_not_loaded(tmp_path):
+    """Editors (and Path.write_text) truncate a file before writing it. The watcher waits for
+    the files to settle, so the empty file in between is never served. Virtual time makes the
+    interleaving exact: the watcher sees the empty file, then the full one before it loads."""
+    import trio
+    import trio.testing
+
+    from openai_mock.log import RequestLog
+    from openai_mock.scenario import load_path
+    from openai_mock.server import Server
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.format(reply="version one", delay=0))
+    messages: list[str] = []
+    server = Server(load_path(path), log=RequestLog(None))
+    server.log.message = messages.append
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.watch, path)
+            await trio.sleep(0.2)
+            path.write_text("")  # seen by the watcher's look at t=0.25
+            await trio.sleep(0.08)
+            path.write_text(RULES.format(reply="version two", delay=0))
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert messages == [f"reloaded {path}: 1 rule"]
+    assert [rule.id for rule in server.state.config.rules] == ["answer"]

@@ -36,10 +36,15 @@ class Server:
         await serve(self.app, sock, errors=self.log.errors, task_status=task_status)
 
     async def watch(self, path: Path, seen: tuple | None = None, interval: float = 0.25, *,
+                    settle: float = 0.1,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reload when a file of the configuration changes; keep serving the old one if the new
         one is invalid. Requests in flight finish with the plan they already have. `seen` is
-        the files' `stamp()` from before the configuration was loaded, so no edit slips by."""
+        the files' `stamp()` from before the configuration was loaded, so no edit slips by.
+
+        A change is loaded only once the files have stopped changing for `settle` seconds:
+        editors and `Path.write_text` truncate a file before they write it, and a file caught
+        in between would load as an empty configuration."""
         if seen is None:
             seen = stamp(path)
         task_status.started()
@@ -48,6 +53,12 @@ class Server:
             now = stamp(path)
             if now == seen:
                 continue
+            while True:
+                await trio.sleep(settle)
+                settled = stamp(path)
+                if settled == now:
+                    break
+                now = settled
             seen = now
             try:
                 config = load_path(path)
