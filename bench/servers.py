@@ -150,6 +150,10 @@ class Running:
         # the peer logs every request on stdout: that goes nowhere; errors go to the log
         stdout = subprocess.DEVNULL if target.kind == "peer" else self.log
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Python caches compiled modules by default, and an installed package ships them. Some
+        # machines (this project's CI among them) turn that off, which makes every start of an
+        # editable install compile the project again: a cost no user's installed copy pays.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.started = time.monotonic()
         self.process = subprocess.Popen(target.argv(self.port), stdout=stdout, stderr=self.log,
                                         stdin=subprocess.DEVNULL, cwd=ROOT, env=env)

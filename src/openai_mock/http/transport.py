@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
+import math
 import socket
 import struct
 import termios
@@ -28,6 +29,7 @@ from hypercorn.utils import wrap_app
 
 CONNECTION = "openai_mock.connection"
 BACKLOG = 4096  # hypercorn's default (100) makes bursts of clients wait for SYN retries
+KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (SDKs pool them)
 
 
 class Connection:
@@ -90,6 +92,48 @@ class _TCPServer(TCPServer):
                  sock: socket.socket):
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)}, stream)
+        self.idle_task = _IdleTimer(self, config.keep_alive_timeout)  # type: ignore[assignment]
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        self.idle_task.finish()  # the client has closed: nothing to wait for
+
+
+class _IdleTimer:
+    """hypercorn's keep-alive timeout (close a connection idle for `timeout` seconds between
+    requests), as one task per connection whose deadline moves. hypercorn's own starts a new
+    task each time the connection turns idle and cancels it when a request comes, a good part
+    of the scheduling work of a short request; and a connection the client closed while idle
+    stayed open on our side (CLOSE-WAIT) until the timeout ran out."""
+
+    def __init__(self, server: TCPServer, timeout: float):
+        self._server = server
+        self._timeout = timeout
+        self._scope = trio.CancelScope(deadline=math.inf)
+        self._started = False
+        self._finished = False
+
+    async def restart(self, task_group: Any, action: Any) -> None:
+        """The connection is idle: close it after the timeout (hypercorn's TrioSingleTask API)."""
+        self._scope.deadline = trio.current_time() + self._timeout
+        if not self._started:
+            self._started = True
+            task_group._nursery.start_soon(self._watch)
+
+    async def stop(self) -> None:
+        """A request came: no timeout while it is answered."""
+        self._scope.deadline = math.inf
+
+    def finish(self) -> None:
+        self._finished = True
+        self._scope.cancel()
+
+    async def _watch(self) -> None:
+        with self._scope:
+            await trio.sleep_forever()
+        if not self._finished:  # idle for too long: hypercorn's way of closing
+            with trio.CancelScope(shield=True):
+                await self._server._initiate_server_close()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -110,7 +154,7 @@ def listen(host: str, port: int) -> socket.socket:
 def hypercorn_config(errors: logging.Logger | None = None) -> HypercornConfig:
     config = HypercornConfig()
     config.backlog = BACKLOG
-    config.keep_alive_timeout = 75  # SDK clients keep connections in pools
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
     config.graceful_timeout = 1
     config.accesslog = None  # our own request log (-v) replaces it
     config.errorlog = errors if errors is not None else "-"  # real errors stay visible

@@ -1,0 +1,120 @@
+"""Keep-alive connections: what happens to a client's TCP connection between and after requests.
+
+SDKs keep connections in pools: an idle connection stays open for the keep-alive timeout, a busy
+one (a long stream) is never cut by it, and one the client closed is closed on our side at once
+(not left in CLOSE-WAIT, holding a file descriptor, until the timeout runs out)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from openai_mock import MockServer
+from openai_mock.http import transport
+
+RULES = """
+responses:
+  - id: slow
+    matcher: {type: contains, messages: [{role: user, content: slow}]}
+    reply: "one two three four five six"
+    chunking: word
+    delay_ms: 150
+  - id: quick
+    matcher: {type: any}
+    reply: pong
+"""
+
+
+def request_bytes(content: str, stream: bool = False) -> bytes:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": content}], "stream": stream})
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response (content-length or chunked) from a keep-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the response's head: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    while (len(body) < int(length[0].split(b":")[1]) if length else not body.endswith(b"0\r\n\r\n")):
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the response's end: {body!r}"
+        body += chunk
+    return body
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+def test_connections_the_clients_close_are_closed_at_once(fresh_server):
+    server = fresh_server(RULES)
+    before = open_fds(server.process.pid)
+    answered = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(10)]
+    for client in answered:
+        client.sendall(request_bytes("ping"))
+    for client in answered:
+        assert b'"content":"pong"' in read_response(client)
+    assert open_fds(server.process.pid) >= before + 10  # the server holds them while they are open
+    # a load generator that stops closes connections with requests still in flight
+    pipelined = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(10)]
+    for client in pipelined:
+        client.sendall(request_bytes("ping") * 2)
+    time.sleep(0.05)
+    for client in answered + pipelined:
+        client.close()
+    # the keep-alive timeout is 75 s: only closing on the client's FIN brings the count back now
+    assert wait_for(lambda: open_fds(server.process.pid) <= before, timeout=5), \
+        f"{open_fds(server.process.pid)} descriptors open, {before} before the connections"
+
+
+def test_idle_connections_close_after_the_keep_alive_timeout(monkeypatch):
+    monkeypatch.setattr(transport, "KEEP_ALIVE_TIMEOUT", 0.5)
+    with MockServer(RULES) as mock:
+        sock = socket.create_connection(("127.0.0.1", mock.port), timeout=10)
+        with sock:
+            for _ in range(3):  # several requests on one connection: each one ends an idle wait
+                sock.sendall(request_bytes("ping"))
+                assert b'"content":"pong"' in read_response(sock)
+                time.sleep(0.2)
+            answered = time.monotonic()
+            assert sock.recv(1) == b""  # the server closed the idle connection
+            idle = time.monotonic() - answered
+    assert 0.25 < idle < 5, idle
+
+
+def test_a_stream_longer_than_the_keep_alive_timeout_is_not_cut(monkeypatch):
+    monkeypatch.setattr(transport, "KEEP_ALIVE_TIMEOUT", 0.3)
+    with MockServer(RULES) as mock:
+        sock = socket.create_connection(("127.0.0.1", mock.port), timeout=10)
+        with sock:
+            sock.sendall(request_bytes("slow", stream=True))
+            started = time.monotonic()
+            body = read_response(sock)
+            assert time.monotonic() - started > 0.6  # 7 waits of 150 ms: twice the timeout
+            words = [json.loads(line[6:])["choices"][0]["delta"].get("content")
+                     for line in body.decode().splitlines() if line.startswith("data: {")]
+            assert "".join(w or "" for w in words) == "one two three four five six"
+            assert b"data: [DONE]" in body
+            sock.sendall(request_bytes("ping"))  # and the connection still serves the next request
+            assert b'"content":"pong"' in read_response(sock)
+            assert sock.recv(1) == b""
