@@ -118,3 +118,35 @@ def test_a_stream_longer_than_the_keep_alive_timeout_is_not_cut(monkeypatch):
             sock.sendall(request_bytes("ping"))  # and the connection still serves the next request
             assert b'"content":"pong"' in read_response(sock)
             assert sock.recv(1) == b""
+
+
+BIG = "word " * 150_000  # 750 kB: far more than the socket buffers hold
+
+
+def test_a_slow_reader_gets_every_byte_of_large_answers():
+    """Writes go straight to the socket while they fit; what does not fit waits for the reader
+    in hypercorn's writer. A client that reads slowly must still get every byte, in order."""
+    rules = {"responses": [
+        {"id": "big", "matcher": {"type": "any"}, "reply": BIG.strip(), "chunking": 64},
+    ]}
+    with MockServer(rules) as mock:
+        for stream in (False, True):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(20)
+            sock.connect(("127.0.0.1", mock.port))
+            with sock:
+                sock.sendall(request_bytes("big", stream=stream))
+                time.sleep(0.3)  # the server fills the buffers and has to wait
+                body = read_response(sock)
+                if stream:
+                    # chunked framing around SSE events: join the deltas of the data lines
+                    events = [json.loads(line[6:]) for line in body.decode().split("\r\n")
+                              if line.startswith("data: {")]
+                    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events)
+                    assert body.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+                else:
+                    text = json.loads(body)["choices"][0]["message"]["content"]
+                assert text == BIG.strip()
+                sock.sendall(request_bytes("again"))  # the connection is still in step
+                assert json.loads(read_response(sock))["choices"][0]["message"]["content"] == BIG.strip()

@@ -93,6 +93,26 @@ class _TCPServer(TCPServer):
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)}, stream)
         self.idle_task = _IdleTimer(self, config.keep_alive_timeout)  # type: ignore[assignment]
+        self._sock = sock
+
+    async def protocol_send(self, event: Any) -> None:
+        """What hypercorn writes. Bytes go out with one non-blocking send() when nothing else is
+        being written, as `Connection.send_chunk` does; only what does not fit at once (or a
+        failed send) takes hypercorn's writer, with its lock and its handling of a client that
+        has gone. The empty write h11 asks for at the end of a body of known length is skipped."""
+        if type(event) is RawData:
+            data = event.data
+            if not data:
+                return
+            if not self.send_lock.locked():
+                try:
+                    sent = self._sock.send(data)
+                except OSError:
+                    sent = 0
+                if sent == len(data):
+                    return
+                event = RawData(data=data[sent:])
+        await super().protocol_send(event)
 
     async def _read_data(self) -> None:
         await super()._read_data()
