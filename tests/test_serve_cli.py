@@ -54,3 +54,49 @@ def test_a_busy_port_is_a_clear_error(fresh_server, tmp_path):
     assert result.stdout == ""
     assert f"cannot listen on 127.0.0.1:{server.port}: the port is in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_the_server_quietly_even_mid_stream(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.replace("reply: hi", "reply: one two three four five six seven eight\n"
+                                                "    delay_ms: 500"))
+    server = subprocess.Popen(  # SIGINT as a terminal sends it (a background shell may ignore it)
+        [sys.executable, "-m", "openai_mock", "serve", "--config", str(path), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        base_url = server.stdout.readline().strip()
+        assert base_url.startswith("http://"), server.stderr.read()
+        chunks: list[str] = []
+
+        def stream() -> None:
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+            try:
+                with httpx.stream("POST", f"{base_url}/chat/completions", json=body, timeout=10) as response:
+                    for line in response.iter_lines():
+                        chunks.append(line)
+            except httpx.HTTPError:
+                pass  # the server went away mid-stream: what Ctrl-C does
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while not any('"role"' in c for c in chunks) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert chunks, "the stream did not start"
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=10) == 0
+        reader.join(timeout=10)
+        assert not any("[DONE]" in c for c in chunks)  # it was cut, not finished
+        assert server.stderr.read() == ""  # no traceback, nothing at all
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+        server.stderr.close()

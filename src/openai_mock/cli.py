@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         trio.run(run)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # Ctrl-C: trio raises it from inside the nursery, in a group
         pass
     finally:
         if log_stream is not sys.stderr:
