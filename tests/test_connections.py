@@ -127,7 +127,7 @@ def test_a_slow_reader_gets_every_byte_of_large_answers():
     """Writes go straight to the socket while they fit; what does not fit waits for the reader
     in hypercorn's writer. A client that reads slowly must still get every byte, in order."""
     rules = {"responses": [
-        {"id": "big", "matcher": {"type": "any"}, "reply": BIG.strip(), "chunking": 64},
+        {"id": "big", "matcher": {"type": "any"}, "reply": BIG.strip(), "chunking": 1000},
     ]}
     with MockServer(rules) as mock:
         for stream in (False, True):
@@ -150,3 +150,27 @@ def test_a_slow_reader_gets_every_byte_of_large_answers():
                 assert text == BIG.strip()
                 sock.sendall(request_bytes("again"))  # the connection is still in step
                 assert json.loads(read_response(sock))["choices"][0]["message"]["content"] == BIG.strip()
+
+
+def test_a_413_reaches_a_client_that_is_still_sending_its_body(fresh_server):
+    """The server answers a body over the limit before reading it, then closes. Closing with
+    unread data sends an RST, which can destroy the answer before the client reads it (the SDK
+    then sees a dropped connection and retries). The server lingers instead: FIN after the
+    answer, and what the client still sends is read and discarded."""
+    server = fresh_server(RULES, "--max-body-size", "2048")
+    size = 1_000_000
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {server.api_key}\r\nContent-Length: {size}\r\n\r\n").encode()
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head + b" " * 65536)
+            answer = b""
+            while b"}}" not in answer:
+                data = sock.recv(65536)
+                assert data, f"closed before the answer was complete: {answer!r}"
+                answer += data
+            assert answer.startswith(b"HTTP/1.1 413 "), answer
+            assert b'"code":"request_too_large"' in answer
+            sock.sendall(b" " * (size - 65536))  # the rest of the body: no RST while it goes
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(65536) == b""  # then a clean end

@@ -7,6 +7,7 @@ so under trio every request sees and updates the state atomically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -153,10 +154,8 @@ class Engine:
         rule = found.rule
         assert found.reply is not None
         behaviour, step = self._step(rule, request.session)
-        return attrs.evolve(
-            self._content(rule.response, found.reply, request, conversation, base),
-            rule_id=rule.id, step=step, **_behaviour_fields(behaviour, request.stream, base["seed"]),
-        )
+        fields = self._content(rule.response, found.reply, request, conversation, base)
+        return Plan(rule_id=rule.id, step=step, **fields, **_behaviour_fields(behaviour, request.stream, base["seed"]))
 
     def _moderate(self, request: Request, base: dict) -> Plan:
         """Each input is matched on its own; `response` holds, per input, the moderation of the
@@ -176,7 +175,8 @@ class Engine:
                             **_behaviour_fields(behaviour, request.stream, base["seed"]))
 
     def _content(self, response: Any, reply: Reply, request: Request, conversation: Conversation,
-                 base: dict) -> Plan:
+                 base: dict) -> dict[str, Any]:
+        """The Plan's fields for the reply's content: its id, the usage, a `response:` given as is."""
         prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
         alphabet = HEX if request.endpoint == "responses" else ALNUM
         fields = dict(base, reply=reply, id=prefix + token(base["seed"], "id", length, alphabet))
@@ -191,7 +191,8 @@ class Engine:
                 fields["id"] = response.get("id") or fields["id"]
                 fields["created"] = response.get("created") or fields["created"]
                 fields["model"] = response.get("model") or fields["model"]
-        return Plan(usage=usage, **fields)
+        fields["usage"] = usage
+        return fields
 
     def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
         assert plan.reply is not None
@@ -214,6 +215,7 @@ def _unanswerable_output(history: Conversation, start: int) -> ErrorSpec | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)  # the HTTP layer and the engine both ask, for each request
 def request_id(seed: int) -> str:
     """The x-request-id of the request with this seed."""
     return "req_" + token(seed, "request", 32, HEX)

@@ -89,17 +89,17 @@ class GenerationEndpoints:
                         async with trio.open_nursery() as nursery:
                             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
                             reply = await self._execute(scope, answer, exchange)
-                            await self._send(send, reply, exchange, origin)
+                            await self._send(scope, send, reply, exchange, origin)
                             nursery.cancel_scope.cancel()  # the disconnect watcher's work is done
                         return
-            await self._send(send, reply, exchange, origin)
+            await self._send(scope, send, reply, exchange, origin)
         except _ClientGone:
             if exchange.entry is not None:
                 self.state.journal.finish(exchange.entry, "client_disconnected")
         except Exception as error:  # a bug in the mock: log it, and still answer like the API
             self.state.log.errors.exception("internal error", exc_info=error)
             reply = common.error_reply(exchange, ErrorSpec(status=500, message=f"openai-mock internal error: {error!r}"))
-            await self._send(send, reply, exchange, origin)
+            await self._send(scope, send, reply, exchange, origin)
 
     def _answer(self, scope: dict, raw: bytes, exchange: common.Exchange) -> executor.HTTPReply | Plan:
         """The reply, when no rule is involved; else the plan to carry out."""
@@ -123,19 +123,27 @@ class GenerationEndpoints:
         return await executor.respond(plan, encoder, connection, exchange.entry, self.state.journal,
                                       direct=chunked)
 
-    async def _send(self, send: Callable[[dict], Awaitable[None]], reply: executor.HTTPReply,
+    async def _send(self, scope: dict, send: Callable[[dict], Awaitable[None]], reply: executor.HTTPReply,
                     exchange: common.Exchange, origin: str | None) -> None:
         common.close(self.state, exchange, reply.status)
         headers = reply.headers + common.response_headers(self.state.config, exchange, origin)
         if reply.stream is None:
             headers.append(("content-length", str(len(reply.body))))
-        await send({"type": "http.response.start", "status": reply.status,
-                    "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]})
+        start = {"type": "http.response.start", "status": reply.status,
+                 "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]}
         if reply.stream is not None:
+            await send(start)
             async for frame in reply.stream:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        else:
+            return
+        connection = scope.get("state", {}).get(CONNECTION)
+        if connection is None:
+            await send(start)
+            await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+            return
+        async with connection.corked():  # the head and the body in one write
+            await send(start)
             await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 
 

@@ -9,6 +9,7 @@ parsing and framing included, is hypercorn's.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -16,19 +17,21 @@ import math
 import socket
 import struct
 import termios
+from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.events import RawData
+from hypercorn.events import Closed, RawData
 from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
 CONNECTION = "openai_mock.connection"
 BACKLOG = 4096  # hypercorn's default (100) makes bursts of clients wait for SYN retries
+LINGER_SECONDS = 2.0  # how long a closed connection still reads what its client sends
 KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (SDKs pool them)
 
 
@@ -36,7 +39,7 @@ class Connection:
     """One client TCP connection: the faults that happen below HTTP, and a short way for the
     chunks of a streamed body."""
 
-    def __init__(self, server: TCPServer, sock: socket.socket):
+    def __init__(self, server: _TCPServer, sock: socket.socket):
         self._server = server
         self._sock = sock  # the stdlib socket under hypercorn's trio stream: the same file descriptor
 
@@ -58,6 +61,21 @@ class Connection:
                 return
             frame = frame[sent:]
         await self._server.protocol_send(RawData(data=frame))
+
+    @contextlib.asynccontextmanager
+    async def corked(self) -> AsyncIterator[None]:
+        """Gather what is written inside into one send(): a whole response (head and body) then
+        leaves in one write and reaches the client in one wake-up."""
+        server = self._server
+        if server.corked is not None:  # already corked: the outer block sends
+            yield
+            return
+        server.corked = []
+        try:
+            yield
+        finally:
+            gathered, server.corked = server.corked, None
+            await server._write(b"".join(gathered))
 
     def drop(self) -> None:
         """Close the connection where it stands: FIN, after whatever was already sent."""
@@ -94,28 +112,77 @@ class _TCPServer(TCPServer):
         super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)}, stream)
         self.idle_task = _IdleTimer(self, config.keep_alive_timeout)  # type: ignore[assignment]
         self._sock = sock
+        self.corked: list[bytes] | None = None
+        self._closing = False
+        self._reading = trio.CancelScope()  # hypercorn's read_timeout is off: no deadline until closing
 
     async def protocol_send(self, event: Any) -> None:
-        """What hypercorn writes. Bytes go out with one non-blocking send() when nothing else is
-        being written, as `Connection.send_chunk` does; only what does not fit at once (or a
-        failed send) takes hypercorn's writer, with its lock and its handling of a client that
-        has gone. The empty write h11 asks for at the end of a body of known length is skipped."""
+        """What hypercorn writes, and its connection events. While corked (`Connection.corked`),
+        bytes are gathered, to go out together; anything else first sends what was gathered."""
         if type(event) is RawData:
-            data = event.data
-            if not data:
+            if self.corked is not None:
+                self.corked.append(event.data)
+            else:
+                await self._write(event.data)
+            return
+        if self.corked:
+            gathered = b"".join(self.corked)
+            self.corked.clear()
+            await self._write(gathered)
+        if type(event) is Closed and not self._closing:
+            await self._close_lingering()
+        else:
+            await super().protocol_send(event)
+
+    async def _write(self, data: bytes) -> None:
+        """One non-blocking send() when nothing else is being written, as `Connection.send_chunk`
+        does; only what does not fit at once (or a failed send) takes hypercorn's writer, with its
+        lock and its handling of a client that has gone. (h11 asks for an empty write at the end
+        of a body of known length: nothing to do.)"""
+        if not data:
+            return
+        if not self.send_lock.locked():
+            try:
+                sent = self._sock.send(data)
+            except OSError:
+                sent = 0
+            if sent == len(data):
                 return
-            if not self.send_lock.locked():
-                try:
-                    sent = self._sock.send(data)
-                except OSError:
-                    sent = 0
-                if sent == len(data):
-                    return
-                event = RawData(data=data[sent:])
-        await super().protocol_send(event)
+            data = data[sent:]
+        await super().protocol_send(RawData(data=data))
+
+    async def _close_lingering(self) -> None:
+        """hypercorn closes a connection as soon as it is done with it, for instance after
+        answering a request whose body it did not read (a 413). Closing a socket with unread
+        data in it sends an RST, and a client that has not yet read the answer loses it: the
+        SDK then sees a dropped connection instead of a 413, and retries. So: send FIN after what
+        was written, keep reading (and discarding) until the client closes or LINGER_SECONDS
+        pass, then close."""
+        self._closing = True
+        async with self.send_lock:  # after anything hypercorn's writer still has to send
+            try:
+                await self.stream.send_eof()
+            except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
+                pass
+        self._reading.deadline = trio.current_time() + LINGER_SECONDS
+        await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
-        await super()._read_data()
+        """hypercorn's read loop, but what comes after we closed is discarded (see above)."""
+        with self._reading:
+            while True:
+                try:
+                    data = await self.stream.receive_some(MAX_RECV)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    break
+                if self._closing:
+                    if not data:
+                        break
+                    continue
+                await self.protocol.handle(RawData(bytes(data)))
+                if not data:
+                    break
+        await self.protocol.handle(Closed())
         self.idle_task.finish()  # the client has closed: nothing to wait for
 
 
