@@ -393,7 +393,8 @@ def fidelity(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: 
             figures[f"{name}@{delay}"] = result
             rows.append([name, f"{result['completed']:,}", f"{result['failed']:,}", signed(result["p50"]),
                          signed(result["p99"]), signed(result["max"]), signed(result["min"]),
-                         f"{result['gaps']:,}", f"{result['server_cpu_s'] * 1000 / result['count']:.2f}",
+                         f"{result['gaps']:,}", f"{result['peak_open']:,}", ms(result["first_byte_p99_s"]),
+                         f"{result['server_cpu_s'] * 1000 / result['count']:.2f}",
                          f"{result['wall_s']:.1f} s", f"{result['client_cpu_s']:.1f}"])
             notes += [f"{name}: {note}" for note in _problems(result)]
         title = (f"3. Delay fidelity: {scale.fidelity_streams:,} streams opened at {scale.fidelity_rate:,.0f}/s "
@@ -404,9 +405,12 @@ def fidelity(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: 
         notes += ["target (20 ms): p99 < 5 ms. A negative value is a gap shorter than the delay: two chunks "
                   "read together because the first was late.", load()]
         ideal = scale.fidelity_streams / scale.fidelity_rate + (FIDELITY_EVENTS - 1) * delay / 1000
-        notes.insert(-1, f"wall: first open to last end; {ideal:.1f} s if every gap were exact")
-        table(title, ["server", "completed", "failed", "p50", "p99", "max", "min", "gaps", "server CPU ms/stream",
-                      "wall", "client CPU s"], rows, notes)
+        notes.insert(-1, f"wall: first open to last end; {ideal:.1f} s if every gap were exact. Peak open: "
+                         "streams between their first response byte and their end at the same moment; 1st byte "
+                         "p99: from connect() to the first response byte. A server that starts streams later "
+                         "than they are opened has fewer open at once (and smaller gaps): read these together.")
+        table(title, ["server", "completed", "failed", "p50", "p99", "max", "min", "gaps", "peak open",
+                      "1st byte p99", "server CPU ms/stream", "wall", "client CPU s"], rows, notes)
     return figures
 
 

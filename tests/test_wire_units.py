@@ -17,6 +17,7 @@ REPLIES = [
     Reply(content="Let me check.", tool_calls=(ToolCall("call_3", "f", '{"a": 1}'),), finish_reason="tool_calls"),
     Reply(refusal="I can't help with that."),
     Reply(content=""),
+    Reply(content="line one\nline two\t\\ back\u0001 \u2028 😀 </script>"),  # what JSON must escape
 ]
 OPTIONS = [ChatOptions(), ChatOptions(include_usage=True), ChatOptions(include_obfuscation=False),
            ChatOptions(include_usage=True, include_obfuscation=False)]
@@ -64,3 +65,22 @@ def test_ids_depend_only_on_seed_and_label():
     assert token(1, "id", 29) != token(1, "other", 29)
     assert len(token(1, "id", 48, "0123456789abcdef")) == 48
     assert set(token(1, "x", 200, "ab")) == {"a", "b"}
+
+
+def test_obfuscation_paddings_are_1_to_16_letters_and_digits_fixed_by_the_seed():
+    from openai_mock.plan import ALNUM, paddings
+
+    first = paddings(7, "obfuscation", 500)
+    assert len(first) == 500
+    assert all(1 <= len(p) <= 16 and set(p) <= set(ALNUM) for p in first)
+    assert {len(p) for p in first} == set(range(1, 17))  # every length turns up
+    assert paddings(7, "obfuscation", 500) == first
+    assert paddings(8, "obfuscation", 500) != first
+
+
+def test_tokens_use_only_their_alphabet():
+    from openai_mock.plan import ALNUM, HEX, token
+
+    assert set(token(1, "id", 2000)) == set(ALNUM)
+    assert set(token(1, "id", 2000, HEX)) == set(HEX)
+    assert token(1, "id", 29) == token(1, "id", 29) != token(2, "id", 29)

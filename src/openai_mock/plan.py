@@ -19,11 +19,29 @@ ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 
 
+_TABLES: dict[str, bytes] = {}
+
+
+def _table(alphabet: str) -> bytes:
+    """For bytes.translate: byte b becomes alphabet[b % len(alphabet)]."""
+    table = _TABLES.get(alphabet)
+    if table is None:
+        table = _TABLES[alphabet] = bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
+    return table
+
+
 def token(seed: int, label: str, length: int, alphabet: str = ALNUM) -> str:
     """A random-looking string that depends only on (seed, label). (A hash, not a seeded
     random.Random: every request makes a few of these, and Random's set-up costs ten times more.)"""
-    size = len(alphabet)
-    return "".join([alphabet[byte % size] for byte in hashlib.shake_256(f"{seed}/{label}".encode()).digest(length)])
+    return hashlib.shake_256(f"{seed}/{label}".encode()).digest(length).translate(_table(alphabet)).decode()
+
+
+def paddings(seed: int, label: str, count: int) -> list[str]:
+    """`count` random-looking strings of 1 to 16 letters and digits (the `obfuscation` padding of
+    stream events), depending only on (seed, label)."""
+    raw = hashlib.shake_256(f"{seed}/{label}".encode()).digest(count * 17)
+    text = raw[count:].translate(_table(ALNUM)).decode()
+    return [text[16 * i: 16 * i + raw[i] % 16 + 1] for i in range(count)]
 
 
 @attrs.frozen

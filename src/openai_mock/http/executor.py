@@ -17,6 +17,7 @@ from ..plan import Plan
 from ..scenario.model import ErrorSpec
 from ..wire import sse
 from ..wire.errors import error_body, error_object
+from . import timers
 from .transport import Connection
 
 JSON = "application/json"
@@ -79,7 +80,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
     latency, _ = plan.timing.waits(0)
     try:
         if latency:
-            await trio.sleep(latency)
+            await timers.sleep(latency)
         if plan.error is not None:
             entry.status = plan.error.status
             entry.error = error_message(plan.error, plan.model)
@@ -144,7 +145,7 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | Non
     try:
         for frame, wait in zip(frames[:count], waits, strict=True):
             if wait:
-                await trio.sleep(wait)
+                await timers.sleep(wait)  # (a shared timer: see timers.py)
             elif send is not None:
                 await trio.lowlevel.checkpoint()  # a direct send may not yield: let others run
             if send is None:

@@ -9,6 +9,7 @@ parsing and framing included, is hypercorn's.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
@@ -274,26 +275,42 @@ async def serve(app: Any, sock: socket.socket, *, errors: logging.Logger | None 
 
 # accept() errors that mean "out of resources for now": wait, then try again
 _SCARCE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-ACCEPT_BATCH = 512
+ACCEPT_BATCH = 512  # connections taken from the kernel's queue per pass of the event loop
+START_BUDGET = 8  # runnable tasks below which new connections are started, per pass
+START_LEAST = 4  # connections started per pass however busy the loop is
 
 
 async def _accept(sock: socket.socket, handler: Any, nursery: trio.Nursery) -> None:
-    """Take every waiting connection each time the socket is ready. (trio.serve_listeners takes
-    one per pass of the event loop: with thousands of streams running, the accept queue then
-    overflows and clients wait seconds for the kernel's SYN retries; see bench/README.md.)"""
-    while True:
-        await trio.lowlevel.wait_readable(sock)
-        for _ in range(ACCEPT_BATCH):
-            try:
-                client, _ = sock.accept()
-            except BlockingIOError:
-                break
-            except OSError as error:
-                if error.errno in _SCARCE:
-                    await trio.sleep(0.05)
-                break
-            nursery.start_soon(handler, client)
-        await trio.lowlevel.checkpoint()
+    """Take every waiting connection from the kernel at each pass, but start only as many as
+    the event loop has room for. trio's `serve_listeners` takes one connection per pass: with
+    thousands of streams running, the kernel's queue overflowed and clients waited seconds for
+    their SYN retries. Starting every accepted connection at once instead made one pass run
+    hundreds of requests' first steps back to back, while every stream waiting for its next
+    chunk waited for the whole pass (hundreds of milliseconds late). So connections wait here,
+    already accepted, and each pass starts `START_BUDGET` minus the tasks already runnable (at
+    least one): as many as fit when the server is idle, one per pass when it is busy."""
+    waiting: collections.deque[socket.socket] = collections.deque()
+    try:
+        while True:
+            if not waiting:
+                await trio.lowlevel.wait_readable(sock)
+            for _ in range(ACCEPT_BATCH):
+                try:
+                    client, _ = sock.accept()
+                except BlockingIOError:
+                    break
+                except OSError as error:
+                    if error.errno in _SCARCE:
+                        await trio.sleep(0.05)
+                    break
+                waiting.append(client)
+            runnable = trio.lowlevel.current_statistics().tasks_runnable
+            for _ in range(min(len(waiting), max(START_LEAST, START_BUDGET - runnable))):
+                nursery.start_soon(handler, waiting.popleft())
+            await trio.lowlevel.checkpoint()
+    finally:
+        for client in waiting:
+            client.close()
 
 
 def describe_bind_error(error: OSError, host: str, port: int) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import random
+from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from typing import Any
 
 import attrs
 
-from ..plan import ALNUM, Plan, Usage
+from ..plan import Plan, Usage, paddings
 from ..scenario.model import Reply, ToolCall
 from . import sse
 from .text import split
@@ -173,8 +173,7 @@ def _chunk_parts(plan: Plan) -> tuple[dict[str, Any], list[tuple[list[Any], Any,
         usages.append(usage_object(plan.usage))
     padding: list[str | None] = [None] * len(choices)
     if options.include_obfuscation:
-        rng = random.Random(plan.seed)
-        padding = ["".join(rng.choices(ALNUM, k=rng.randint(1, 16))) for _ in choices]
+        padding = list(paddings(plan.seed, "obfuscation", len(choices)))
     return head, list(zip(choices, usages, padding, strict=True))
 
 
@@ -192,13 +191,25 @@ def chunks(plan: Plan) -> list[dict[str, Any]]:
     return result
 
 
+def _choices_json(choices: list[Any]) -> bytes:
+    """`sse.dumps(choices)`; the usual chunk (one piece of text) from a template."""
+    if len(choices) == 1:
+        choice = choices[0]
+        delta = choice["delta"]
+        if (len(delta) == 1 and type(delta.get("content")) is str and choice["logprobs"] is None
+                and choice["finish_reason"] is None):
+            return b'[{"index":%d,"delta":{"content":%b},"logprobs":null,"finish_reason":null}]' % (
+                choice["index"], encode_basestring(delta["content"]).encode())
+    return sse.dumps(choices)
+
+
 def stream(plan: Plan) -> sse.StreamBody:
     """The frames of `chunks(plan)`, byte for byte; the shared keys are encoded once."""
     head, parts = _chunk_parts(plan)
     opening = b"data: " + sse.dumps(head)[:-1] + b',"choices":'
     frames = []
     for choices, usage, padding in parts:
-        frame = opening + sse.dumps(choices)
+        frame = opening + _choices_json(choices)
         if usage is not _ABSENT:
             frame += b',"usage":' + sse.dumps(usage)
         if padding is not None:

@@ -1,0 +1,109 @@
+"""The shared timer that streams wait on between chunks (http/timers.py), in virtual time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+import trio.testing
+
+from openai_mock.http import timers
+
+
+def run(main) -> None:
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_waits_end_in_order_never_early_and_at_most_a_tick_late():
+    woke: list[tuple[float, float]] = []  # (asked, slept)
+
+    async def sleeper(seconds: float) -> None:
+        start = trio.current_time()
+        await timers.sleep(seconds)
+        woke.append((seconds, trio.current_time() - start))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for seconds in (0.5, 0.0205, 0.3, 0.02, 0.0001, 1.25, 0.02):
+                nursery.start_soon(sleeper, seconds)
+
+    run(main)
+    assert [asked for asked, _ in woke] == [0.0001, 0.02, 0.02, 0.0205, 0.3, 0.5, 1.25]
+    for asked, slept in woke:
+        assert asked <= slept + 1e-9 <= asked + timers.GRID + 1e-9, (asked, slept)
+
+
+def test_a_shorter_wait_that_comes_later_is_not_held_up_by_a_longer_one():
+    slept: list[float] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(timers.sleep, 10.0)  # the timer now waits ten seconds
+            await trio.sleep(0.1)
+            start = trio.current_time()
+            await timers.sleep(0.05)
+            slept.append(trio.current_time() - start)
+            nursery.cancel_scope.cancel()
+
+    run(main)
+    assert slept and 0.05 <= slept[0] <= 0.05 + timers.GRID + 1e-9
+
+
+def test_a_cancelled_wait_raises_and_leaves_the_others_alone():
+    events: list[str] = []
+
+    async def sleeper(name: str, seconds: float, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            try:
+                await timers.sleep(seconds)
+            except trio.Cancelled:
+                events.append(f"{name} cancelled at {trio.current_time():.3f}")
+                raise
+            events.append(f"{name} woke at {trio.current_time():.3f}")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            first = await nursery.start(sleeper, "a", 0.2)
+            await nursery.start(sleeper, "b", 0.3)
+            await trio.sleep(0.1)
+            first.cancel()
+
+    run(main)
+    assert events == ["a cancelled at 0.100", "b woke at 0.300"]
+
+
+def test_a_wait_in_a_cancelled_scope_is_a_checkpoint():
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await timers.sleep(1.0)
+            pytest.fail("the wait should have raised Cancelled")
+        assert scope.cancelled_caught
+        assert trio.current_time() == 0  # nothing waited
+
+    run(main)
+
+
+def test_many_waits_spread_out_end_on_few_ticks():
+    """A thousand streams that began at different moments still wake together, a tick at a
+    time: the point of the shared timer."""
+    ends: set[float] = set()
+
+    async def stream(offset: float) -> None:
+        await trio.sleep(offset)
+        for _ in range(5):
+            await timers.sleep(0.02)
+            ends.add(round(trio.current_time(), 6))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for n in range(1000):
+                nursery.start_soon(stream, n * 0.0001)  # 1,000 starts over 0.1 s
+
+    run(main)
+    # 5,000 waits, but they end only on ticks between the first possible end and the last
+    first, last = 0.02, 0.1 + 5 * (0.02 + timers.GRID)
+    assert len(ends) <= math.ceil((last - first) / timers.GRID) + 1
+    assert all(abs(end / timers.GRID - round(end / timers.GRID)) < 1e-6 for end in ends)
