@@ -174,3 +174,42 @@ def test_a_413_reaches_a_client_that_is_still_sending_its_body(fresh_server):
             sock.sendall(b" " * (size - 65536))  # the rest of the body: no RST while it goes
             sock.shutdown(socket.SHUT_WR)
             assert sock.recv(65536) == b""  # then a clean end
+
+
+def test_the_fast_paths_answer_while_the_quart_app_is_still_loading(monkeypatch):
+    """`serve` imports the Quart app (every route but the generation endpoints and health) in a
+    worker thread after it starts listening. Held back here: health and chat answer at once, and
+    a Quart route waits for the app, then answers normally."""
+    import importlib
+    import threading
+
+    import httpx
+
+    from openai_mock.http.deferred import DeferredApp
+
+    gate = threading.Event()
+
+    def held_back(name: str):
+        assert gate.wait(20), "the test never opened the gate"
+        return importlib.import_module(name)
+
+    monkeypatch.setattr(DeferredApp, "import_module", staticmethod(held_back))
+    with MockServer(RULES) as mock:
+        try:
+            health = httpx.get(f"{mock.url}/health", timeout=10)
+            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            assert health.headers["access-control-allow-origin"] == "*"
+            reply = mock.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "ping"}])
+            assert reply.choices[0].message.content == "pong"
+            models: list[httpx.Response] = []
+            waiting = threading.Thread(target=lambda: models.append(
+                httpx.get(f"{mock.base_url}/models", headers={"Authorization": f"Bearer {mock.api_key}"},
+                          timeout=20)))
+            waiting.start()
+            waiting.join(timeout=0.5)
+            assert waiting.is_alive() and not models  # it waits for the app
+        finally:
+            gate.set()
+        waiting.join(timeout=20)
+        assert models and models[0].status_code == 200
+        assert models[0].json()["object"] == "list"

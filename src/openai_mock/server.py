@@ -5,11 +5,14 @@ from __future__ import annotations
 import gc
 import os
 import socket
+from functools import partial
 from pathlib import Path
 
 import trio
 
-from .http.app import DEFAULT_MAX_BODY, MockState, create_app
+from .http.deferred import DeferredApp
+from .http.hotpath import GenerationEndpoints
+from .http.state import DEFAULT_MAX_BODY, MockState
 from .http.transport import listen, serve
 from .log import RequestLog
 from .scenario import ConfigError, load_path, watched_files
@@ -29,11 +32,15 @@ def bundled_scenarios() -> Path:
 class Server:
     def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY):
         self.state = MockState(config, log=log, max_body=max_body)
-        self.app = create_app(self.state)
+        self._rest = DeferredApp(self.state)  # the Quart app, for every other route
+        self.app = GenerationEndpoints(self.state, self._rest)
         self.log = self.state.log
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(self.app, sock, errors=self.log.errors, task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve, self.app, sock, errors=self.log.errors))
+            nursery.start_soon(self._rest.load)
+            task_status.started()
 
     async def watch(self, path: Path, seen: tuple | None = None, interval: float = 0.25, *,
                     settle: float = 0.1,

@@ -1,8 +1,9 @@
 """The quart-trio application: the API's other routes (models, stored responses, unknown
 paths), health and the admin API, with auth, CORS, the journal and OpenAI-shaped errors.
 
-The generation endpoints are served in front of it by `hotpath.GenerationEndpoints`;
-both take what every request goes through from `common.py`.
+The generation endpoints (and `GET /health`) are served in front of it by
+`hotpath.GenerationEndpoints`; both take what every request goes through from `common.py`.
+This module is imported after the server has started (`deferred.DeferredApp`).
 """
 
 from __future__ import annotations
@@ -13,44 +14,13 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from ..engine import Engine
-from ..journal import Journal
-from ..log import RequestLog
 from ..scenario import load_bytes
 from ..scenario.load import ConfigError
 from ..scenario.model import Config, ErrorSpec
 from ..wire import models, responses
 from ..wire.errors import invalid
 from . import common, executor
-from .hotpath import GenerationEndpoints
-
-DEFAULT_MAX_BODY = 32 * 1024 * 1024
-
-
-class MockState:
-    """What the routes share: the engine (configuration and state), the journal, the log."""
-
-    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY):
-        self.engine = Engine(config)
-        self.log = log or RequestLog(None)
-        self.journal = Journal(on_finish=self.log.entry)
-        self.max_body = max_body
-        self.models = self._models(config)
-
-    @property
-    def config(self) -> Config:
-        return self.engine.config
-
-    def replace(self, config: Config) -> None:
-        """Serve `config` from the next request on; requests in flight keep their plans."""
-        self.engine.replace(config)
-        self.models = self._models(config)
-
-    @staticmethod
-    def _models(config: Config) -> dict[str, dict[str, Any]]:
-        named = [r.response["model"] for r in config.rules
-                 if isinstance(r.response, dict) and isinstance(r.response.get("model"), str)]
-        return models.catalogue(tuple(config.models) + tuple(named))
+from .state import MockState
 
 
 def quart_response(reply: executor.HTTPReply) -> Response:
@@ -63,7 +33,6 @@ def create_app(state: MockState) -> QuartTrio:
     app.config.update(MAX_CONTENT_LENGTH=state.max_body, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60,
                       PROVIDE_AUTOMATIC_OPTIONS=False)
     app.extensions["openai_mock"] = state
-    app.asgi_app = GenerationEndpoints(state, app.asgi_app)  # type: ignore[method-assign]
 
     def fail(spec: ErrorSpec, headers: Any = ()) -> Response:
         return quart_response(common.error_reply(g.exchange, spec, headers))

@@ -20,7 +20,7 @@ from ..wire.errors import invalid
 from . import executor
 
 if TYPE_CHECKING:
-    from .app import MockState
+    from .state import MockState
 
 SESSION_HEADER = "x-mock-session"
 EXPOSED_HEADERS = ", ".join((

@@ -1,12 +1,13 @@
-"""The generation endpoints, served as plain ASGI in front of the Quart app.
+"""The generation endpoints (and `GET /health`), served as plain ASGI in front of the Quart app.
 
 `POST /v1/chat/completions`, `/v1/responses`, `/v1/completions`, `/v1/embeddings` and
 `/v1/moderations` carry nearly all of a test suite's (and a benchmark's) traffic. Quart's
 layers per request (request and app contexts, signals, routing, werkzeug headers on both
 sides) cost about as much as everything else together: measured with bench/, serving these
-here answers 1.6 times the requests per second on the same CPU. Everything else (models, stored
-responses, health, the admin API, unknown paths) stays with Quart, and both call `common.py`
-for what every request goes through, so they answer alike.
+here answers 1.6 times the requests per second on the same CPU. `GET /health` is here too, so
+that a server answers its readiness probe before the Quart app is loaded (`deferred.py`).
+Everything else (models, stored responses, the admin API, unknown paths) stays with Quart,
+and both call `common.py` for what every request goes through, so they answer alike.
 
 Like quart-trio, each request here watches for the client's disconnect while it is answered:
 the answer is cancelled when the client goes, which the executor records as
@@ -30,7 +31,7 @@ from . import common, executor
 from .transport import CONNECTION
 
 if TYPE_CHECKING:
-    from .app import MockState
+    from .state import MockState
 
 CHAT = executor.Encoder(body=chat.completion, stream=chat.stream)
 RESPONSES = executor.Encoder(body=responses.body, stream=responses.stream)
@@ -59,6 +60,9 @@ class GenerationEndpoints:
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] != "http" or scope["path"] not in PATHS:
+            if scope["type"] == "http" and scope["path"] == "/health" and scope["method"] == "GET":
+                await self._health(scope, send)  # answered before the Quart app is loaded
+                return
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -100,6 +104,11 @@ class GenerationEndpoints:
             self.state.log.errors.exception("internal error", exc_info=error)
             reply = common.error_reply(exchange, ErrorSpec(status=500, message=f"openai-mock internal error: {error!r}"))
             await self._send(scope, send, reply, exchange, origin)
+
+    async def _health(self, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        exchange, _ = common.open_exchange(self.state, "GET", "/health", headers.get)
+        await self._send(scope, send, executor.json_response({"status": "ok"}), exchange, headers.get("origin"))
 
     def _answer(self, scope: dict, raw: bytes, exchange: common.Exchange) -> executor.HTTPReply | Plan:
         """The reply, when no rule is involved; else the plan to carry out."""

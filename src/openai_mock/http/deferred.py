@@ -1,0 +1,56 @@
+"""The Quart app, imported once the server is already serving.
+
+Importing Quart and what it brings (werkzeug, jinja2, flask's core, hypercorn's asyncio side)
+takes about as long as the rest of start-up together. The generation endpoints and
+`GET /health` do not need it (`hotpath.py`), so `serve` answers them while a worker thread
+imports `http/app.py`; a request for any other route that comes before it is ready waits for
+it, a few hundred milliseconds at most.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from .state import MockState
+
+APP_MODULE = "openai_mock.http.app"
+
+
+class DeferredApp:
+    """ASGI: forwards to the Quart app once `load()` has built it. It answers the lifespan
+    protocol itself, so that hypercorn's start-up never waits for the import."""
+
+    import_module = staticmethod(importlib.import_module)  # (tests hold the import back)
+
+    def __init__(self, state: MockState):
+        self._state = state
+        self._app: Any = None
+        self._ready = trio.Event()
+
+    async def load(self) -> None:
+        module = await trio.to_thread.run_sync(self.import_module, APP_MODULE)
+        app = module.create_app(self._state)
+        await app.startup()
+        if gc.get_freeze_count():  # `serve` froze its start-up objects: these join them
+            gc.freeze()
+        self._app = app
+        self._ready.set()
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
+                       send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if self._app is None:
+            await self._ready.wait()
+        await self._app(scope, receive, send)
