@@ -36,6 +36,22 @@ def test_response_headers_as_the_real_api_sends_them(server):
     assert plain.headers["x-request-id"] != streamed.headers["x-request-id"]
 
 
+def test_every_answer_carries_the_current_date(server):
+    import email.utils
+    import time
+
+    with server.http() as http:
+        for _ in range(3):  # the date is formatted once a second: it must still move on
+            before = time.time()
+            response = http.post("/v1/chat/completions", json=chat_body("hi", stream=False), headers=AUTH)
+            after = time.time()
+            date = response.headers["date"]
+            assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", date)
+            sent = email.utils.parsedate_to_datetime(date).timestamp()
+            assert int(before) <= sent <= after  # (to the second, formatted after `before`)
+            time.sleep(0.6)
+
+
 def test_the_sdk_sees_the_request_id(server):
     completion = server.client().chat.completions.with_raw_response.create(
         model="m", messages=[{"role": "user", "content": "hi"}])

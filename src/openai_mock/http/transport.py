@@ -18,6 +18,7 @@ import math
 import socket
 import struct
 import termios
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -239,8 +240,22 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Config(HypercornConfig):
+    """hypercorn's configuration, with the `date` header formatted once a second, not per answer."""
+
+    _made: tuple[int, str, list[tuple[bytes, bytes]]] = (-1, "", [])
+
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        now = int(time.time())
+        second, made_for, headers = self._made
+        if now != second or protocol != made_for:
+            headers = super().response_headers(protocol)
+            self._made = (now, protocol, headers)
+        return list(headers)
+
+
 def hypercorn_config(errors: logging.Logger | None = None) -> HypercornConfig:
-    config = HypercornConfig()
+    config = _Config()
     config.backlog = BACKLOG
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
     config.graceful_timeout = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from typing import Any
@@ -21,6 +22,7 @@ class ChatOptions:
     include_obfuscation: bool = True
 
 
+@functools.lru_cache(maxsize=64)
 def fingerprint(model: str) -> str:
     """A stable system_fingerprint per model, shaped like the real ones (fp_ + 10 hex)."""
     return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
