@@ -33,7 +33,8 @@ class DeferredApp:
         self._ready = trio.Event()
 
     async def load(self) -> None:
-        module = await trio.to_thread.run_sync(self.import_module, APP_MODULE)
+        # (a server stopped meanwhile does not wait for the import: the thread finishes it alone)
+        module = await trio.to_thread.run_sync(self.import_module, APP_MODULE, abandon_on_cancel=True)
         app = module.create_app(self._state)
         await app.startup()
         if gc.get_freeze_count():  # `serve` froze its start-up objects: these join them

@@ -3,8 +3,10 @@
 ASGI has no way to say "reset this connection". So instead of `hypercorn.trio.serve` we run
 hypercorn's own trio `TCPServer` over our listening socket, giving each connection's ASGI
 scope a `Connection` (in `scope["state"]`) through which a request can drop its connection
-(FIN, the chunked body never terminated) or reset it (TCP RST). Everything else, HTTP
-parsing and framing included, is hypercorn's.
+(FIN, the chunked body never terminated) or reset it (TCP RST). HTTP parsing and framing are
+hypercorn's (and h11's); our subclass of its `TCPServer` changes how bytes are written, how the
+keep-alive timeout is kept and how a connection is closed (see `_TCPServer`), and the accept
+loop is ours (`_accept`). docs/architecture.md says why, with the figures.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ class Connection:
 
 
 class _TCPServer(TCPServer):
+    """hypercorn's connection handler, plus: the `Connection` in each request's scope; writes
+    straight to the socket (`_write`) and gathered while corked; one idle-timeout task per
+    connection (`_IdleTimer`); and a lingering close (`_close_lingering`)."""
+
     def __init__(self, app: Any, config: HypercornConfig, context: WorkerContext, state: Any,
                  sock: socket.socket):
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
@@ -302,8 +308,8 @@ async def _accept(sock: socket.socket, handler: Any, nursery: trio.Nursery) -> N
     their SYN retries. Starting every accepted connection at once instead made one pass run
     hundreds of requests' first steps back to back, while every stream waiting for its next
     chunk waited for the whole pass (hundreds of milliseconds late). So connections wait here,
-    already accepted, and each pass starts `START_BUDGET` minus the tasks already runnable (at
-    least one): as many as fit when the server is idle, one per pass when it is busy."""
+    already accepted, and each pass starts `START_BUDGET` minus the tasks already runnable, and
+    at least `START_LEAST`: more when the server is idle, a few when it is busy."""
     waiting: collections.deque[socket.socket] = collections.deque()
     try:
         while True:
