@@ -107,3 +107,33 @@ def test_many_waits_spread_out_end_on_few_ticks():
     first, last = 0.02, 0.1 + 5 * (0.02 + timers.GRID)
     assert len(ends) <= math.ceil((last - first) / timers.GRID) + 1
     assert all(abs(end / timers.GRID - round(end / timers.GRID)) < 1e-6 for end in ends)
+
+
+def test_waits_of_clients_that_left_do_not_pile_up():
+    """Cancelled waits leave their heap entries behind until they are due; when they pile up
+    (clients that left streams with long delays), the heap is compacted, and the waits still
+    running are kept."""
+    sizes: list[int] = []
+    woke: list[float] = []
+
+    async def live() -> None:
+        await timers.sleep(1.0)
+        woke.append(trio.current_time())
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(live)
+            await trio.sleep(0.01)
+            shared = timers._TIMERS.get()
+            for _ in range(5):
+                with trio.CancelScope() as scope:
+                    async with trio.open_nursery() as waits:
+                        for _ in range(1000):
+                            waits.start_soon(timers.sleep, 3600.0)
+                        await trio.sleep(0.01)
+                        scope.cancel()
+                sizes.append(len(shared))
+
+    run(main)
+    assert max(sizes) <= 2001, sizes  # without compaction: 5,001 entries by the end
+    assert woke == [pytest.approx(1.0, abs=timers.GRID)]  # the live wait was kept, and woke on time

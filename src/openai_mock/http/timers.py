@@ -28,6 +28,10 @@ class Timers:
         self._heap: list[tuple[float, int, list[trio.lowlevel.Task | None]]] = []
         self._order = itertools.count()
         self._wait: trio.CancelScope | None = None  # the timer's own wait, until the next tick due
+        self._cancelled = 0  # entries left in the heap by cancelled waits
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
     async def sleep(self, seconds: float) -> None:
         """Like `trio.sleep`: a checkpoint, cancellable, never shorter than `seconds`."""
@@ -39,10 +43,18 @@ class Timers:
             wait.deadline = due
 
         def abort(_: object) -> trio.lowlevel.Abort:
-            entry[0] = None  # cancelled: its heap entry stays behind, and is dropped when due
+            entry[0] = None  # cancelled: its heap entry stays behind, and is dropped when due...
+            self._cancelled += 1
+            if self._cancelled > 1024 and self._cancelled * 2 > len(self._heap):
+                self._compact()  # ...or sooner, when clients that left have piled up long waits
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _compact(self) -> None:
+        self._heap[:] = [item for item in self._heap if item[2][0] is not None]
+        heapq.heapify(self._heap)
+        self._cancelled = 0
 
     async def run(self) -> None:
         heap = self._heap
@@ -54,6 +66,8 @@ class Timers:
                 if task is not None:
                     entry[0] = None
                     trio.lowlevel.reschedule(task)
+                elif self._cancelled:
+                    self._cancelled -= 1
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._wait:
                 await trio.sleep_forever()
             self._wait = None
