@@ -114,7 +114,7 @@ def create_app(state: MockState) -> QuartTrio:
 
     @app.get("/health")
     async def health() -> Response:
-        return ok({"status": "ok"})
+        return quart_response(common.health())  # (GET is answered in hotpath.py; this is HEAD)
 
     @app.post("/_mock/reset")
     async def reset() -> Response:

@@ -121,6 +121,11 @@ def response_headers(config: Config, exchange: Exchange, origin: str | None) -> 
     return headers
 
 
+def health() -> executor.HTTPReply:
+    """`GET /health`: the server is up (the fast path and Quart's HEAD both answer this)."""
+    return executor.json_response({"status": "ok"})
+
+
 def preflight(requested_headers: str | None) -> executor.HTTPReply:
     """A CORS preflight's answer: no API key needed."""
     return executor.HTTPReply(status=204, headers=[

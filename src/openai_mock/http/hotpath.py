@@ -108,7 +108,7 @@ class GenerationEndpoints:
     async def _health(self, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         exchange, _ = common.open_exchange(self.state, "GET", "/health", headers.get)
-        await self._send(scope, send, executor.json_response({"status": "ok"}), exchange, headers.get("origin"))
+        await self._send(scope, send, common.health(), exchange, headers.get("origin"))
 
     def _answer(self, scope: dict, raw: bytes, exchange: common.Exchange) -> executor.HTTPReply | Plan:
         """The reply, when no rule is involved; else the plan to carry out."""
