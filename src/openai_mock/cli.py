@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
             if args.watch:
                 await nursery.start(server.watch, Path(source), seen)
             tune_gc()
+            nursery.start_soon(server.freeze_when_loaded)
             print(f"http://{shown}:{bound}/v1", flush=True)
 
     try:

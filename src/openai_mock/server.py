@@ -42,6 +42,11 @@ class Server:
             nursery.start_soon(self._rest.load)
             task_status.started()
 
+    async def freeze_when_loaded(self) -> None:
+        """`tune_gc` again once the Quart app, imported after start-up, is loaded."""
+        await self._rest.loaded()
+        gc.freeze()
+
     async def watch(self, path: Path, seen: tuple | None = None, interval: float = 0.25, *,
                     settle: float = 0.1,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

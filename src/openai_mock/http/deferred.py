@@ -9,7 +9,6 @@ it, a few hundred milliseconds at most.
 
 from __future__ import annotations
 
-import gc
 import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,10 +36,12 @@ class DeferredApp:
         module = await trio.to_thread.run_sync(self.import_module, APP_MODULE, abandon_on_cancel=True)
         app = module.create_app(self._state)
         await app.startup()
-        if gc.get_freeze_count():  # `serve` froze its start-up objects: these join them
-            gc.freeze()
         self._app = app
         self._ready.set()
+
+    async def loaded(self) -> None:
+        """Return once the Quart app serves."""
+        await self._ready.wait()
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
