@@ -239,5 +239,20 @@ def raw_request(host: str, port: int, method: str, path: str, body: Any = None,
     return result
 
 
+FAILURE_KINDS = ("disconnect", "reset", "truncate", "hang", "malformed", "error_event")
+
+
+def failure_rules(reply: str) -> str:
+    """A `responses:` list with one rule per failure kind: the user message "fail:KIND" gets
+    `reply`, cut by that failure after 3 chunks (a hang lasts 300 ms)."""
+    return "responses:\n" + "".join(f"""
+  - id: {kind}
+    matcher: {{type: contains, messages: [{{role: user, content: "fail:{kind}"}}]}}
+    reply: "{reply}"
+    fail_after_chunks: 3
+    failure: {kind}
+""" + ("    hang_ms: 300\n" if kind == "hang" else "") for kind in FAILURE_KINDS)
+
+
 def chat_body(text: str, stream: bool = True, **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], "stream": stream, **extra}

@@ -7,18 +7,11 @@ import time
 
 import openai
 import pytest
-from conftest import chat_body, raw_request
+from conftest import chat_body, failure_rules, raw_request
 
 REPLY = "one two three four five six seven eight"
 
-FAULTS = "responses:\n" + "".join(f"""
-  - id: {kind}
-    matcher: {{type: contains, messages: [{{role: user, content: "fail:{kind}"}}]}}
-    reply: "{REPLY}"
-    fail_after_chunks: 3
-    failure: {kind}
-""" + ("    hang_ms: 300\n" if kind == "hang" else "")
-    for kind in ("disconnect", "reset", "truncate", "hang", "malformed", "error_event")) + """
+FAULTS = failure_rules(REPLY) + """
   - id: error-payload
     matcher: {type: contains, messages: [{role: user, content: "custom error event"}]}
     reply: "one two three"

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import raw_request
+from conftest import failure_rules, raw_request
 from schema_check import response_event_schema_name, validate
 
 RECORDED = Path(__file__).parent / "data" / "recorded_responses"
@@ -506,14 +506,7 @@ responses:
 
 # --- failures on a Responses stream -----------------------------------------------------------
 
-FAILURES = "responses:\n" + "".join(f"""
-  - id: {kind}
-    matcher: {{type: contains, messages: [{{role: user, content: "fail:{kind}"}}]}}
-    reply: "one two three four five"
-    fail_after_chunks: 3
-    failure: {kind}
-""" + ("    hang_ms: 300\n" if kind == "hang" else "")
-    for kind in ("disconnect", "reset", "truncate", "hang", "malformed", "error_event"))
+FAILURES = failure_rules("one two three four five")
 
 
 @pytest.fixture
