@@ -58,13 +58,21 @@ class RunningServer:
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.root, timeout=10)
 
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What the admin API needs: the key (when the configuration has one)."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
     def journal(self, session: str | None = None) -> list[dict[str, Any]]:
         params = {"session": session} if session else {}
-        return httpx.get(f"{self.root}/_mock/requests", params=params, timeout=10).json()["data"]
+        response = httpx.get(f"{self.root}/_mock/requests", params=params, headers=self.admin_headers, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
 
     def reset(self, session: str | None = None) -> None:
         params = {"session": session} if session else {}
-        httpx.post(f"{self.root}/_mock/reset", params=params, timeout=10).raise_for_status()
+        httpx.post(f"{self.root}/_mock/reset", params=params, headers=self.admin_headers, json={},
+                   timeout=10).raise_for_status()
 
     def log(self) -> str:
         self._log.flush()
@@ -167,9 +175,10 @@ def raw_request(host: str, port: int, method: str, path: str, body: Any = None,
     import time
 
     payload = b"" if body is None else json.dumps(body).encode()
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(payload)}",
-             "Content-Type: application/json"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    given = {k.lower(): f"{k}: {v}" for k, v in (headers or {}).items()}  # these replace the defaults
+    lines = [f"{method} {path} HTTP/1.1", given.pop("host", f"Host: {host}:{port}"),
+             given.pop("content-length", f"Content-Length: {len(payload)}"),
+             given.pop("content-type", "Content-Type: application/json"), *given.values()]
     result = RawResponse()
     started = time.monotonic()
     sock = socket.create_connection((host, port), timeout=timeout)

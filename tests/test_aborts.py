@@ -32,7 +32,7 @@ def abort_one(port: int, session: str) -> None:
     payload = __import__("json").dumps(body).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"X-Mock-Session: {session}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
         received = b""
         while b"data: " not in received:

@@ -289,7 +289,7 @@ README = seed_documents("readme-examples-0.4.yaml")
 def test_every_readme_example_loads(servers):
     for text in README:
         server = servers(text, api_key=yaml.safe_load(text).get("apiKey", "any-key"))
-        scenarios = httpx.get(f"{server.root}/_mock/scenarios").json()["data"]
+        scenarios = httpx.get(f"{server.root}/_mock/scenarios", headers=server.admin_headers).json()["data"]
         ids = [r["id"] for r in yaml.safe_load(text)["responses"]]
         assert [s["id"] for s in scenarios] == ids
         assert {s["form"] for s in scenarios} == {"flow"}

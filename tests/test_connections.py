@@ -32,7 +32,7 @@ responses:
 
 def request_bytes(content: str, stream: bool = False) -> bytes:
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": content}], "stream": stream})
-    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n"
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
 
 
@@ -163,7 +163,7 @@ def test_a_413_reaches_a_client_that_is_still_sending_its_body(fresh_server):
     answer, and what the client still sends is read and discarded."""
     server = fresh_server(RULES, "--max-body-size", "2048")
     size = 1_000_000
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n"
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Authorization: Bearer {server.api_key}\r\nContent-Length: {size}\r\n\r\n").encode()
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:

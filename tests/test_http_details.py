@@ -100,15 +100,16 @@ def test_cors_origins_narrow_the_allowed_origins(servers):
     assert "Origin" in other.headers["vary"]
 
 
-def test_health_and_admin_need_no_key(server):
+def test_health_needs_no_key_and_admin_needs_it(server):
     with server.http() as http:
         assert http.get("/health").json() == {"status": "ok"}
-        scenarios = http.get("/_mock/scenarios").json()
+        assert http.get("/_mock/scenarios").status_code == 401
+        scenarios = http.get("/_mock/scenarios", headers=AUTH).json()
         assert scenarios["object"] == "list"
         (rule,) = scenarios["data"]
         assert (rule["id"], rule["form"], rule["line"]) == ("hi", "matcher", 4)
         assert rule["file"].endswith("scenarios.yaml")
-        assert http.get("/_mock/requests").status_code == 200
+        assert http.get("/_mock/requests", headers=AUTH).status_code == 200
         assert http.get("/v1/models").status_code == 401
 
 
@@ -129,12 +130,14 @@ def test_put_scenarios_replaces_the_configuration(fresh_server, session_id):
     client = server.client(session_id)
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     with server.http() as http:
-        bad = http.put("/_mock/scenarios", content=b"responses:\n  - id: x\n    mesages: []\n")
+        yaml = {**AUTH, "Content-Type": "application/yaml"}
+        bad = http.put("/_mock/scenarios", content=b"responses:\n  - id: x\n    mesages: []\n", headers=yaml)
         assert bad.status_code == 400
         assert "<PUT /_mock/scenarios>:3:5: unknown key `mesages`" in bad.json()["error"]["message"]
         assert client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content == "hello there"
-        good = http.put("/_mock/scenarios", content=b'{"responses": [{"id": "new", "matcher": {"type": "any"}, "reply": "new reply"}]}')
+        good = http.put("/_mock/scenarios", headers={**AUTH, "Content-Type": "application/json"},
+                        content=b'{"responses": [{"id": "new", "matcher": {"type": "any"}, "reply": "new reply"}]}')
         assert good.status_code == 200, good.text
         assert [r["id"] for r in good.json()["data"]] == ["new"]
     # the new configuration has no apiKey: any key works now

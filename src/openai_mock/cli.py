@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve a configuration")
     serve.add_argument("--config", "-c", help="a scenario file, a folder of them, or - for standard input "
                                                "(default: the bundled scenarios)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests addressed (Host header) to NAME, as the configuration's "
+                            "allowed_hosts does; repeatable")
     serve.add_argument("--port", "-p", type=int, help="port (default: the file's `port`, else 3000; 0 picks a free one)")
     serve.add_argument("--watch", "-w", action="store_true", help="reload when the configuration changes")
     serve.add_argument("--verbose", "-v", action="store_true", help="log one line per request")
@@ -62,8 +65,10 @@ def _check(paths: list[str]) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import trio  # the server's modules load only for `serve`: `check` and `schema` start faster
 
+    from .http.access import is_loopback
     from .http.transport import describe_bind_error
     from .log import RequestLog
+    from .scenario.keys import valid_host_name
     from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc
 
     source = args.config if args.config is not None else bundled_scenarios()
@@ -83,8 +88,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"openai-mock: {describe_bind_error(error, args.host, port)}", file=sys.stderr)
         return 1
     log_stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else sys.stderr  # noqa: SIM115
+    bad_hosts = [name for name in args.allowed_host if not valid_host_name(name)]
+    if bad_hosts:
+        print(f"--allowed-host {bad_hosts[0]!r}: write a host name or address alone, with no scheme, port "
+              "or path", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if not is_loopback(args.host) and config.api_key is None:
+        print(f"openai-mock: warning: serving on {args.host} without an apiKey: anyone who can reach this "
+              "port can read every prompt sent (GET /_mock/requests) and replace every rule "
+              "(PUT /_mock/scenarios). Set apiKey in the configuration to require a key.",
+              file=sys.stderr, flush=True)
     server = Server(config, log=RequestLog(log_stream, verbose=args.verbose),
-                    max_body=args.max_body_size or 32 * 1024 * 1024)
+                    max_body=args.max_body_size or 32 * 1024 * 1024, host=args.host,
+                    allowed_hosts=tuple(args.allowed_host))
     host, bound = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
 

@@ -50,7 +50,7 @@ class MockServer:
         self.host = host
         self.session = session
         self._requested_port = port
-        self._server = Server(self.config, log=log or RequestLog(None))
+        self._server = Server(self.config, log=log or RequestLog(None), host=host)
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
@@ -164,7 +164,11 @@ class MockServer:
 
     def _admin(self, method: str, path: str) -> Any:
         # plain HTTP, as a user's tooling would do it: the server's state stays in its thread
-        request = urllib.request.Request(self.url + path, method=method, data=b"" if method != "GET" else None)
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        if method != "GET":
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.url + path, method=method, headers=headers,
+                                         data=b"" if method != "GET" else None)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 

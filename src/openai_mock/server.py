@@ -30,8 +30,11 @@ def bundled_scenarios() -> Path:
 
 
 class Server:
-    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY):
-        self.state = MockState(config, log=log, max_body=max_body)
+    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 host: str | None = None, allowed_hosts: tuple[str, ...] = ()):
+        """`host` is the address the server is bound to (requests may name it in `Host`), and
+        `allowed_hosts` names more hosts they may name, besides the configuration's."""
+        self.state = MockState(config, log=log, max_body=max_body, bound_host=host, extra_hosts=allowed_hosts)
         self._rest = DeferredApp(self.state)  # the Quart app, for every other route
         self.app = GenerationEndpoints(self.state, self._rest)
         self.log = self.state.log

@@ -41,10 +41,17 @@ def create_app(state: MockState) -> QuartTrio:
 
     @app.before_request
     async def begin() -> Response | None:
-        g.exchange, refusal = common.open_exchange(state, request.method, request.path, request.headers.get)
+        server = request.scope.get("server")
+        g.exchange, refusal = common.open_exchange(state, request.method, request.path, request.headers.get,
+                                                   server[0] if server else None)
+        # every body is read, even one refused or not needed: a body left unread would close the
+        # connection under a client that goes on to reuse it (PUT /_mock/scenarios reads it again)
+        await request.get_data()
+        if refusal is not None:
+            return fail(refusal)
         if request.method == "OPTIONS":
             return quart_response(common.preflight(request.headers.get("access-control-request-headers")))
-        return fail(refusal) if refusal is not None else None
+        return None
 
     @app.after_request
     async def finish(response: Response) -> Response:
@@ -133,7 +140,7 @@ def create_app(state: MockState) -> QuartTrio:
 
     @app.put("/_mock/scenarios")
     async def replace_scenarios() -> Response:
-        raw = await request.get_data(cache=False)
+        raw = await request.get_data(cache=False)  # (read by `begin`: this takes it from the cache)
         try:
             config = load_bytes(raw, "<PUT /_mock/scenarios>")
         except ConfigError as error:

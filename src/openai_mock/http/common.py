@@ -1,11 +1,10 @@
 """What every request goes through, whichever layer serves it: its session, the seed of its
-ids, its journal entry, the API key check, and the headers every response carries (the real
-API's and CORS). The Quart hooks (`app.py`) and the generation endpoints (`hotpath.py`) both
+ids, its journal entry, who may reach it (`access.py`), and the headers every response carries
+(the real API's and CORS). The Quart hooks (`app.py`) and the generation endpoints (`hotpath.py`) both
 call these, so the two can never differ."""
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,8 @@ from ..engine import request_id
 from ..journal import Entry
 from ..plan import Plan
 from ..scenario.model import Config, ErrorSpec
-from ..wire.errors import invalid
 from . import executor
+from .access import cors_headers
 
 if TYPE_CHECKING:
     from .state import MockState
@@ -48,42 +47,19 @@ def is_api(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1"
 
 
-def open_exchange(state: MockState, method: str, path: str,
-                  header: Callable[[str], str | None]) -> tuple[Exchange, ErrorSpec | None]:
-    """Start a request: `header(name)` reads a request header (lower-case name). For the API,
-    draws the request's seed, starts its journal entry and checks the API key: the second value
-    is the 401 to send when the key is wrong."""
+def open_exchange(state: MockState, method: str, path: str, header: Callable[[str], str | None],
+                  local: str | None) -> tuple[Exchange, ErrorSpec | None]:
+    """Start a request: `header(name)` reads a request header (lower-case name), `local` is the
+    address the connection arrived at. For the API, draws the request's seed and starts its
+    journal entry. The second value is the refusal to send instead of an answer (`access.py`)."""
     exchange = Exchange(method=method, path=path, session=header(SESSION_HEADER) or "default")
+    refusal = state.access.refusal(method, path, header, local)
     if not is_api(path) or method == "OPTIONS":
-        return exchange, None
+        return exchange, refusal
     exchange.seed = state.engine.request_seed(exchange.session)
     exchange.request_id = request_id(exchange.seed)
     exchange.entry = state.journal.start(exchange.request_id, method, path, exchange.session)
-    return exchange, _check_key(state.config.api_key, header("authorization"))
-
-
-def _check_key(api_key: str | None, given: str | None) -> ErrorSpec | None:
-    if api_key is None:
-        return None
-    scheme, _, token = (given or "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return invalid(
-            "You didn't provide an API key. You need to provide your API key in an Authorization "
-            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password "
-            "field (with blank username) if you're accessing the API from your browser and are "
-            "prompted for a username. You can obtain an API key from "
-            "https://platform.openai.com/account/api-keys.", code="invalid_api_key", status=401)
-    if not hmac.compare_digest(token.encode(), api_key.encode()):  # constant time
-        return invalid(f"Incorrect API key provided: {_mask(token)}. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys.", code="invalid_api_key", status=401)
-    return None
-
-
-def _mask(key: str) -> str:
-    if len(key) <= 8:
-        return "*" * len(key)
-    return key[:3] + "*" * (len(key) - 7) + key[-4:]
+    return exchange, refusal or state.access.key_refusal(header("authorization"))
 
 
 def error_reply(exchange: Exchange, spec: ErrorSpec, headers: Any = ()) -> executor.HTTPReply:
@@ -107,13 +83,9 @@ def close(state: MockState, exchange: Exchange, status: int) -> None:
 
 def response_headers(config: Config, exchange: Exchange, origin: str | None) -> list[tuple[str, str]]:
     """The headers every response carries: CORS, and for the API the real API's own."""
-    headers = [("access-control-expose-headers", EXPOSED_HEADERS)]
-    if config.cors_origins is None:
-        headers.append(("access-control-allow-origin", "*"))
-    else:
-        headers.append(("vary", "Origin"))
-        if origin is not None and origin in config.cors_origins:
-            headers.append(("access-control-allow-origin", origin))
+    headers = cors_headers(config, exchange.path, origin)
+    if headers:
+        headers.append(("access-control-expose-headers", EXPOSED_HEADERS))
     if exchange.request_id is not None:
         took = int((time.perf_counter() - exchange.started) * 1000)
         headers += [("x-request-id", exchange.request_id), ("openai-version", "2020-10-01"),

@@ -67,19 +67,20 @@ class GenerationEndpoints:
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         method, origin = scope["method"], headers.get("origin")
-        exchange, refusal = common.open_exchange(self.state, method, scope["path"], headers.get)
+        exchange, refusal = common.open_exchange(self.state, method, scope["path"], headers.get, _local(scope))
         try:
-            if method == "OPTIONS":
+            if method == "OPTIONS" and refusal is None:
                 reply = common.preflight(headers.get("access-control-request-headers"))
-            elif refusal is not None:
-                reply = common.error_reply(exchange, refusal)
-            elif method != "POST":
-                reply = common.error_reply(exchange, invalid(
-                    f"Invalid method for URL ({method} {scope['path']}): use POST", status=405),
-                    headers=[("allow", "POST")])
             else:
+                # read even a body that is refused: one left unread would close the connection
                 raw = await _read_body(receive, headers.get("content-length"), self.state.max_body)
-                if raw is None:
+                if refusal is not None:
+                    reply = common.error_reply(exchange, refusal)
+                elif method != "POST":
+                    reply = common.error_reply(exchange, invalid(
+                        f"Invalid method for URL ({method} {scope['path']}): use POST", status=405),
+                        headers=[("allow", "POST")])
+                elif raw is None:
                     reply = common.error_reply(exchange, invalid(
                         f"Request body too large: the limit is {self.state.max_body} bytes.",
                         code="request_too_large", status=413))
@@ -107,8 +108,9 @@ class GenerationEndpoints:
 
     async def _health(self, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        exchange, _ = common.open_exchange(self.state, "GET", "/health", headers.get)
-        await self._send(scope, send, common.health(), exchange, headers.get("origin"))
+        exchange, refusal = common.open_exchange(self.state, "GET", "/health", headers.get, _local(scope))
+        reply = common.health() if refusal is None else common.error_reply(exchange, refusal)
+        await self._send(scope, send, reply, exchange, headers.get("origin"))
 
     def _answer(self, scope: dict, raw: bytes, exchange: common.Exchange) -> executor.HTTPReply | Plan:
         """The reply, when no rule is involved; else the plan to carry out."""
@@ -154,6 +156,12 @@ class GenerationEndpoints:
         async with connection.corked():  # the head and the body in one write
             await send(start)
             await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+
+
+def _local(scope: dict) -> str | None:
+    """The address the connection arrived at."""
+    server = scope.get("server")
+    return server[0] if server else None
 
 
 def _waits(plan: Plan) -> bool:

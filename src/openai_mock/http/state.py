@@ -1,4 +1,5 @@
-"""What the routes share: the engine (configuration and state), the journal, the log."""
+"""What the routes share: the engine (configuration and state), who may reach it, the journal,
+the log."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..journal import Journal
 from ..log import RequestLog
 from ..scenario.model import Config
 from ..wire import models
+from .access import Access
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
@@ -16,8 +18,11 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 class MockState:
     """What the routes share: the engine (configuration and state), the journal, the log."""
 
-    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY):
+    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 bound_host: str | None = None, extra_hosts: tuple[str, ...] = ()):
         self.engine = Engine(config)
+        self.bound_host, self.extra_hosts = bound_host, extra_hosts
+        self.access = Access(config, bound_host, extra_hosts)
         self.log = log or RequestLog(None)
         self.journal = Journal(on_finish=self.log.entry)
         self.max_body = max_body
@@ -30,6 +35,7 @@ class MockState:
     def replace(self, config: Config) -> None:
         """Serve `config` from the next request on; requests in flight keep their plans."""
         self.engine.replace(config)
+        self.access = Access(config, self.bound_host, self.extra_hosts)
         self.models = self._models(config)
 
     @staticmethod

@@ -6,6 +6,9 @@ tables into a JSON Schema, so the two can never disagree on a name.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from .model import FAILURES, MATCHER_RANK, MODERATION_CATEGORIES
 
 MATCHERS = tuple(MATCHER_RANK)
@@ -17,6 +20,23 @@ FLOW_REPLIES = ("next", "last")
 # An HTTP header name (RFC 9110 token), and a browser Origin (`scheme://host[:port]`, no path).
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 ORIGIN = r"^(\*|null|[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+)$"
+# An `allowed_hosts` entry: a host name or IP address without port, `.domain` for a domain and
+# its subdomains, or `*`.
+ALLOWED_HOST = r"^(\*|\.?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$"
+
+
+def valid_host_name(name: str) -> bool:
+    """An `allowed_hosts` entry: a name or address alone (no scheme, port or path), `.domain`, `*`."""
+    if not re.fullmatch(ALLOWED_HOST, name):
+        return False
+    if ":" in name:
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return False
+    return True
+
+
 # Top-level keys starting with this are the user's own (YAML anchors to share, notes), ignored.
 EXTENSION_PREFIX = "x-"
 
@@ -55,11 +75,15 @@ ERROR = {
 }
 
 TOP = {
-    "apiKey": ({"type": "string"}, "When set, /v1 requests must carry Authorization: Bearer <apiKey>."),
+    "apiKey": ({"type": "string"}, "When set, /v1 and /_mock requests must carry Authorization: Bearer <apiKey>."),
     "api_key": ({"type": "string"}, "Alias of apiKey."),
     "port": ({"type": "integer", "minimum": 0, "maximum": 65535}, "Port to listen on (default 3000; the CLI's --port wins)."),
     "seed": ({"type": "integer"}, "Makes jitter, generated ids and probabilistic faults reproducible."),
-    "cors": ({"$ref": "#/$defs/cors"}, "CORS settings: {origins: [...]} (default: any origin)."),
+    "cors": ({"$ref": "#/$defs/cors"}, "CORS settings: {origins: [...]} (default: any origin for the API; the admin API only for origins listed by name)."),
+    "allowed_hosts": (
+        {"type": "array", "items": {"type": "string", "pattern": ALLOWED_HOST}},
+        "Host names (besides loopback and the bound address) that requests may be addressed to; .example.com for a domain and its subdomains, \"*\" for any.",
+    ),
     "defaults": ({"$ref": "#/$defs/defaults"}, "Behaviour keys applied to every rule that does not set them."),
     "models": ({"type": "array", "items": {"type": "string"}}, "Model ids that GET /v1/models lists (added to the built-in ones)."),
     "responses": ({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}}, "The rules."),

@@ -202,7 +202,7 @@ class _Checker:
             self.report(value.key_at("api_key"), "`api_key` is an alias of `apiKey`: give one of them")
         if "responses" in value and "scenarios" in value:
             self.report(value.key_at("scenarios"), "`scenarios` is an alias of `responses`: give one list of rules")
-        for key in ("apiKey", "api_key", "port", "seed", "cors", "models"):
+        for key in ("apiKey", "api_key", "port", "seed", "cors", "models", "allowed_hosts"):
             if key in value:
                 self.setting(value, key)
         if "defaults" in value:
@@ -227,6 +227,8 @@ class _Checker:
                                  maximum=65535 if key == "port" else None)
         elif key == "models":
             value = self.string_list(raw, pos, key)
+        elif key == "allowed_hosts":
+            value = self.allowed_hosts(raw, pos)
         else:  # cors
             value = self.cors(raw, pos)
         if value is _MISSING:
@@ -267,6 +269,20 @@ class _Checker:
             else:
                 result.append(origin)
         return result
+
+    def allowed_hosts(self, raw: Any, pos: Pos) -> Any:
+        """Host names requests may be addressed to, as written in a Host header without its port."""
+        value = self.string_list(raw, pos, "allowed_hosts")
+        if value is _MISSING:
+            return value
+        for i, host in enumerate(value):
+            if keys.valid_host_name(host):
+                continue
+            self.report(raw.at(i), f"{host!r} is not a host name: write the name or address alone, with no "
+                                   "scheme, port or path (.example.com for a domain and its subdomains, "
+                                   "\"*\" for any)")
+            return _MISSING
+        return tuple(value)
 
     def defaults_block(self, doc: YMap) -> None:
         block = doc["defaults"]
@@ -316,6 +332,7 @@ class _Checker:
             cors_origins=tuple(cors) if cors is not None else None,
             defaults=self.defaults,
             models=tuple(settings.get("models") or ()),
+            allowed_hosts=settings.get("allowed_hosts") or (),
             files=tuple(names),
         )
 

@@ -191,7 +191,8 @@ class Config:
     api_key: str | None = None
     port: int | None = None
     seed: int | None = None
-    cors_origins: tuple[str, ...] | None = None
+    cors_origins: tuple[str, ...] | None = None  # None: any origin (for the API)
+    allowed_hosts: tuple[str, ...] = ()  # Host names to answer besides loopback and the bound host
     defaults: Behaviour = Behaviour()
     models: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
