@@ -153,6 +153,7 @@ responses:
       - {role: assistant, content: last answer}
 """)
     assert ask(server.client(), ("user", "one")) == "last answer"
+    assert ask(server.client(), ("user", "one"), ("assistant", "first answer")) == "last answer"
 
 
 TOOLS = """

@@ -211,6 +211,18 @@ def test_flow_reply_last_answers_every_turn_with_the_last_assistant_turn() -> No
         assert reply_text(match(rule_set, second)) == "The weather is sunny today!", where
 
 
+def test_flow_reply_last_answers_a_request_that_ends_on_an_assistant_turn() -> None:
+    # openai-mock-api 0.4 answers [user, assistant] (and the whole flow) with the last turn
+    text = FLOW.replace("    responses:", "    defaults: {flow_reply: last}\n    responses:")
+    for request in ((user("Start conversation"), assistant()),
+                    (user("Start conversation"), assistant(), user("Tell me about the weather"), assistant())):
+        assert reply_text(match(rules(text), request)) == "The weather is sunny today!"
+    too_long = (user("Start conversation"), assistant(), user("Tell me about the weather"), assistant(), user("x"))
+    assert isinstance(match(rules(text), too_long), NoMatch)
+    # `next` (the default) has no reply to give there
+    assert isinstance(match(rules(FLOW), (user("Start conversation"), assistant())), NoMatch)
+
+
 def test_a_rule_can_restore_next_over_defaults_last() -> None:
     text = FLOW.replace("    responses:", "    defaults: {flow_reply: last}\n    responses:").replace(
         "  - id: conversation", "  - id: conversation\n        flow_reply: next")

@@ -369,6 +369,64 @@ def test_multi_turn_through_previous_response_id(server, session_id):
     assert manual.output_text == "Current weather in New York City, USA: Sunny."
 
 
+def test_item_references_stand_for_the_stored_items(server, session_id):
+    # what the Vercel AI SDK sends with `store` on: earlier assistant turns as references
+    client = server.client(session_id)
+    first = client.responses.create(model="gpt-5", input="instructions please")
+    assert first.output_text == "Untold answer."
+    second = client.responses.create(model="gpt-5", input=[
+        {"role": "user", "content": "instructions please"},
+        {"type": "item_reference", "id": first.output[0].id},
+        {"role": "user", "content": "again"}])
+    assert second.output_text == "Second answer without instructions."
+    # a function call item, referenced, is the assistant's tool call that the output answers
+    call = client.responses.create(model="gpt-5", input="What's the weather in NYC?", tools=[WEATHER_TOOL])
+    assert call.output[0].type == "function_call"
+    answer = client.responses.create(model="gpt-5", tools=[WEATHER_TOOL], input=[
+        {"role": "user", "content": "What's the weather in NYC?"},
+        {"type": "item_reference", "id": call.output[0].id},
+        {"type": "function_call_output", "call_id": call.output[0].call_id, "output": "21C"}])
+    assert answer.output_text == "Current weather in New York City, USA: Sunny."
+
+
+def test_referenced_text_and_calls_of_one_response_are_one_assistant_turn(fresh_server, session_id):
+    server = fresh_server(CONFIG + """
+  - id: after-both
+    matcher:
+      type: any
+      messages: [{role: user}, {role: assistant}, {role: tool}, {role: tool}]
+    reply: Both answered.
+""")
+    client = server.client(session_id)
+    both = client.responses.create(model="gpt-5", input="both cities please")
+    assert [item.type for item in both.output] == ["message", "function_call", "function_call"]
+    follow = client.responses.create(model="gpt-5", input=[
+        {"role": "user", "content": "both cities please"},
+        *[{"type": "item_reference", "id": item.id} for item in both.output],
+        *[{"type": "function_call_output", "call_id": item.call_id, "output": "ok"} for item in both.output[1:]]])
+    assert follow.output_text == "Both answered."
+
+
+@pytest.mark.parametrize("case", ["unknown", "store-false", "deleted", "other-session"])
+def test_an_item_reference_that_names_nothing_is_refused(server, session_id, case):
+    client = server.client(session_id)
+    item_id = "msg_0123456789abcdef0123456789abcdef0123456789abcdef"
+    if case != "unknown":
+        made = client.responses.create(model="gpt-5", input="hello", store=case != "store-false")
+        item_id = made.output[0].id
+        if case == "deleted":
+            client.responses.delete(made.id)
+        if case == "other-session":
+            client = server.client(session_id + "-other")
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="gpt-5", input=[
+            {"role": "user", "content": "hello"}, {"type": "item_reference", "id": item_id}])
+    assert caught.value.param == "input"
+    assert caught.value.body["message"] == (
+        f"Item with id '{item_id}' not found. Items are not persisted when `store` is set to false. "
+        "Try again with `store` set to true, or remove this item from your input.")
+
+
 def test_a_streamed_response_is_stored_too(server, session_id):
     client = server.client(session_id)
     with client.responses.stream(model="gpt-5", input="weather?", tools=[WEATHER_TOOL]) as stream:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from . import tokens
-from .conversation import Conversation, Message
+from .conversation import Conversation, Message, join_tool_calls
 from .matching import Match, NoMatch, match
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
 from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
@@ -60,6 +60,8 @@ class Engine:
         self._steps: dict[tuple[str, str], int] = defaultdict(int)
         self._requests: dict[str, int] = defaultdict(int)
         self._stored: dict[str, dict[str, Stored]] = defaultdict(dict)
+        # per session: output item id -> (the stored response it belongs to, the item as a message)
+        self._items: dict[str, dict[str, tuple[str, Message]]] = defaultdict(dict)
 
     # state ---------------------------------------------------------------------------------
 
@@ -79,11 +81,13 @@ class Engine:
             self._steps.clear()
             self._requests.clear()
             self._stored.clear()
+            self._items.clear()
             return
         for key in [k for k in self._steps if k[0] == session]:
             del self._steps[key]
         self._requests.pop(session, None)
         self._stored.pop(session, None)
+        self._items.pop(session, None)
 
     def stored(self, session: str, response_id: str) -> Stored | None:
         return self._stored.get(session, {}).get(response_id)
@@ -132,13 +136,36 @@ class Engine:
                     code="previous_response_not_found",
                     message=f"Previous response with id '{request.previous_response_id}' not found.")
             history = previous.history
-        history += request.conversation
-        error = _unanswerable_output(history, len(history) - len(request.conversation))
+        own = request.conversation
+        if any(message.reference is not None for message in own):
+            own, error = self._resolve(request.session, own)
+            if error is not None:
+                return (), (), error
+        history += own
+        error = _unanswerable_output(history, len(history) - len(own))
         if error is not None:
             return (), (), error
         if request.instructions is None:
             return history, history, None
         return (Message(role="system", content=request.instructions),) + history, history, None
+
+    def _resolve(self, session: str, messages: Conversation) -> tuple[Conversation, ErrorSpec | None]:
+        """The conversation with each `item_reference` replaced by the stored item it names."""
+        resolved = []
+        items = self._items.get(session, {})
+        for message in messages:
+            if message.reference is None:
+                resolved.append(message)
+                continue
+            found = items.get(message.reference)
+            if found is None or self.stored(session, found[0]) is None:
+                return (), ErrorSpec(  # (the real API's words and status)
+                    status=404, type="invalid_request_error", param="input",
+                    message=f"Item with id '{message.reference}' not found. Items are not persisted when "
+                            "`store` is set to false. Try again with `store` set to true, or remove this "
+                            "item from your input.")
+            resolved.append(found[1])
+        return join_tool_calls(resolved), None
 
     def _step(self, rule: Rule, session: str) -> tuple[Behaviour, int | None]:
         """The behaviour of this request to `rule` (its step, if it has steps), counting it."""
@@ -197,6 +224,12 @@ class Engine:
     def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
         assert plan.reply is not None
         reply = Message(role="assistant", content=plan.reply.content, tool_calls=plan.reply.tool_calls)
+        message_id, call_ids = plan.output_item_ids()
+        items = self._items[request.session]
+        if message_id is not None:
+            items[message_id] = (plan.id, Message(role="assistant", content=plan.reply.content))
+        for call, call_id in zip(plan.reply.tool_calls, call_ids):
+            items[call_id] = (plan.id, Message(role="assistant", tool_calls=(call,)))
         self._stored[request.session][plan.id] = Stored(
             plan=plan, history=history + (reply,), instructions=request.instructions,
             previous_response_id=request.previous_response_id,

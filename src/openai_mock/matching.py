@@ -84,12 +84,12 @@ def _match_flow(rule: Rule, conversation: Conversation) -> Match | Miss:
         if why is not None:
             return Miss(rule, why, progress=i / count)
         ranks.append(turn.rank)
-    if count >= len(flow) or flow[count].role != "assistant":
+    if rule.behaviour.flow_reply == "last":  # openai-mock-api 0.4: any start of the flow gets its last reply
+        reply = next(t.reply for t in reversed(flow) if t.role == "assistant")
+    elif count >= len(flow) or flow[count].role != "assistant":
         nxt = "nothing" if count >= len(flow) else f"a {flow[count].role} turn"
         return Miss(rule, f"the flow has {nxt} after the request's {count} messages, no reply",
                     progress=0.99)
-    if rule.behaviour.flow_reply == "last":
-        reply = next(t.reply for t in reversed(flow) if t.role == "assistant")
     else:
         reply = flow[count].reply
     assert reply is not None

@@ -3,16 +3,15 @@
 The input becomes the conversation that rules match: a string is one user message, message
 items keep their roles, `function_call` items are assistant tool calls (merged into the
 assistant turn they follow, as chat sends them) and `function_call_output` items are tool
-turns answering `call_id`. Reasoning and built-in tool items take no part in matching.
+turns answering `call_id`. An `item_reference` stands for an output item of a stored response
+(the engine resolves it). Reasoning and built-in tool items take no part in matching.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
-from .conversation import Message
+from .conversation import Message, join_tool_calls
 from .engine import Request
 from .parse import Fields, Invalid, missing, sampling, text_of, typed_objects, wrong_type
 from .scenario.model import ToolCall
@@ -119,15 +118,12 @@ def conversation_of(value: Any, param: str) -> tuple[Message, ...]:
         if kind == "message":
             messages.append(_message(item, where))
         elif kind == "function_call":
-            call = _function_call(item, where)
-            last = messages[-1] if messages else None
-            if last is not None and last.role == "assistant":  # one assistant turn, as chat sends it
-                messages[-1] = attrs.evolve(last, tool_calls=last.tool_calls + (call,))
-            else:
-                messages.append(Message(role="assistant", tool_calls=(call,)))
+            messages.append(Message(role="assistant", tool_calls=(_function_call(item, where),)))
         elif kind == "function_call_output":
             messages.append(_function_output(item, where))
-    return tuple(messages)
+        elif kind == "item_reference":  # an item of a stored response: the engine looks it up
+            messages.append(Message(role="assistant", reference=_string(item, "id", where)))
+    return join_tool_calls(messages)
 
 
 def _message(item: dict[str, Any], where: str) -> Message:

@@ -17,6 +17,7 @@ from .scenario.model import ErrorSpec, Reply
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
+ITEM_ID_LENGTH = 48  # Responses API output items: msg_ and fc_ then 48 hex digits
 
 
 _TABLES: dict[str, bytes] = {}
@@ -109,6 +110,16 @@ class Plan:
 
     def make_id(self, label: str, length: int, alphabet: str = ALNUM) -> str:
         return token(self.seed, label, length, alphabet)
+
+    def output_item_ids(self) -> tuple[str | None, tuple[str, ...]]:
+        """The Responses API ids of the reply's output items: its message (None when the reply
+        is tool calls alone) and each tool call's, in order."""
+        reply = self.reply
+        assert reply is not None
+        message = None
+        if reply.content is not None or reply.refusal is not None or not reply.tool_calls:
+            message = "msg_" + self.make_id("msg", ITEM_ID_LENGTH, HEX)
+        return message, tuple("fc_" + self.make_id(f"fc{i}", ITEM_ID_LENGTH, HEX) for i in range(len(reply.tool_calls)))
 
     @property
     def fails_before_headers(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ..plan import ALNUM, HEX, Plan, Usage
+from ..plan import ALNUM, Plan, Usage
 from ..scenario.model import ErrorSpec, Reply
 from . import sse
 from .errors import error_object
@@ -28,7 +28,6 @@ RESPONSE_ERROR_CODES = frozenset((
     "image_content_policy_violation", "invalid_image_mode", "image_file_too_large",
     "unsupported_image_media_type", "empty_image_file", "failed_to_download_image", "image_file_not_found",
 ))
-ITEM_ID_LENGTH = 48
 
 
 @attrs.frozen
@@ -122,14 +121,14 @@ class _Item:
 def _items(plan: Plan) -> list[_Item]:
     reply = plan.reply
     assert reply is not None
+    message_id, call_ids = plan.output_item_ids()
     items = []
-    if reply.content is not None or reply.refusal is not None or not reply.tool_calls:
+    if message_id is not None:
         refused = reply.content is None and reply.refusal is not None
-        items.append(_Item("message", "msg_" + plan.make_id("msg", ITEM_ID_LENGTH, HEX),
-                           text=(reply.refusal if refused else reply.content) or "", refusal=refused))
-    for index, call in enumerate(reply.tool_calls):
-        items.append(_Item("function_call", "fc_" + plan.make_id(f"fc{index}", ITEM_ID_LENGTH, HEX),
-                           text=call.arguments, call_id=call.id, name=call.name))
+        items.append(_Item("message", message_id, text=(reply.refusal if refused else reply.content) or "",
+                           refusal=refused))
+    for call, call_id in zip(reply.tool_calls, call_ids):
+        items.append(_Item("function_call", call_id, text=call.arguments, call_id=call.id, name=call.name))
     return items
 
 
