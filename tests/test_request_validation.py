@@ -365,3 +365,11 @@ def test_embeddings_and_moderations_refuse_values_of_other_types(server):
     assert (error["param"], error["code"]) == ("input[0].image_url", "invalid_type")
     with pytest.raises(openai.BadRequestError):
         server.client(max_retries=0).moderations.create(input=[{"type": "text"}])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("tier", ["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"])
+def test_every_service_tier_of_the_spec_is_taken(server, tier):
+    with server.http() as http:
+        if tier != "ultrafast":  # (a tier of the Responses API only)
+            assert http.post("/v1/chat/completions", json=chat(service_tier=tier)).status_code == 200
+        assert http.post("/v1/responses", json=responses(service_tier=tier)).status_code == 200

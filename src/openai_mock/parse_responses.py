@@ -117,7 +117,7 @@ RESPONSES_FIELDS: dict[str, Check] = {
     "truncation": Enum(("auto", "disabled")),
     "instructions": OneOf({str: Str(), list: Arr()}, "one of a string or array of input items"),
     "store": Bool(),
-    "service_tier": SERVICE_TIERS,
+    "service_tier": Enum((*SERVICE_TIERS.values, "ultrafast")),
     "top_logprobs": Int(0, 20),
     "context_management": Arr(Obj({"type": Str(), "compact_threshold": Int(1000)}, required=("type",)), min_items=1),
     "tool_choice": TOOL_CHOICE,
