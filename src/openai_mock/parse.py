@@ -46,6 +46,7 @@ from .wire.errors import invalid
 __all__ = ["Invalid", "json_body", "kind", "missing", "wrong_type", "Fields", "sampling", "text_of", "chat"]
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+ROLE = Enum(ROLES)
 
 
 class Fields:
@@ -237,6 +238,7 @@ CHAT_FIELDS: dict[str, Check] = {
     "moderation": MODERATION,
 }
 MESSAGES = Arr(min_items=1, of="objects")
+TOOL_CALL_ID = Str()
 
 
 # --- chat completions ---------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def _chat_message(message: Any, param: str) -> Message:
     role = message.get("role")
     if role is None:
         raise missing(f"{param}.role")
-    Enum(ROLES)(role, f"{param}.role")
+    ROLE(role, f"{param}.role")
     if "content" not in message and role in ("system", "user", "developer", "tool"):
         raise missing(f"{param}.content")
     content = text_of(message.get("content"), f"{param}.content", CONTENT_PARTS)
@@ -281,7 +283,7 @@ def _chat_message(message: Any, param: str) -> Message:
         tool_call_id = message.get("tool_call_id")
         if tool_call_id is None:
             raise missing(f"{param}.tool_call_id")
-        Str()(tool_call_id, f"{param}.tool_call_id")
+        TOOL_CALL_ID(tool_call_id, f"{param}.tool_call_id")
     return Message(role=role, content=content, tool_calls=calls, tool_call_id=tool_call_id)
 
 

@@ -39,7 +39,7 @@ from .scenario.model import ToolCall
 from .wire.errors import invalid
 from .wire.responses import ResponsesOptions
 
-MESSAGE_ROLES = ("assistant", "system", "developer", "user")  # in the order the real API lists them
+ROLE = Enum(("assistant", "system", "developer", "user"))  # in the order the real API lists them
 ITEM_TYPES = (
     "additional_tools", "agent_message", "apply_patch_call", "apply_patch_call_output", "code_interpreter_call",
     "compaction", "compaction_trigger", "computer_call", "computer_call_output", "custom_tool_call",
@@ -208,7 +208,7 @@ def _message(item: dict[str, Any], where: str) -> Message:
     role = item.get("role")
     if role is None:
         raise missing(f"{where}.role")
-    Enum(MESSAGE_ROLES)(role, f"{where}.role")
+    ROLE(role, f"{where}.role")
     if "content" not in item:
         raise missing(f"{where}.content")
     return Message(role=role, content=_text(item["content"], f"{where}.content"))
