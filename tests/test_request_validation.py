@@ -373,3 +373,13 @@ def test_every_service_tier_of_the_spec_is_taken(server, tier):
         if tier != "ultrafast":  # (a tier of the Responses API only)
             assert http.post("/v1/chat/completions", json=chat(service_tier=tier)).status_code == 200
         assert http.post("/v1/responses", json=responses(service_tier=tier)).status_code == 200
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"stop": 5, "n": "abc"}, "n"),
+    ({"store": {}, "stream": {}}, "stream"),
+    ({"metadata": "x", "store": {}}, "store"),
+    ({"verbosity": "bogus", "user": 7}, "user"),
+])
+def test_of_several_faults_the_one_the_real_api_reports_first_is_reported(server, fields, param):
+    assert refusal(server, "/v1/chat/completions", chat(**fields))["param"] == param

@@ -139,10 +139,11 @@ MODERATION_PARTS = Tagged({
 
 def moderations(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
-    model = fields.string("model", DEFAULT_MODERATION_MODEL)
+    model: str = fields.get("model", Str(), DEFAULT_MODERATION_MODEL)
     value = body.get("input")
     if value is None:
         raise missing("input")
+    inputs: list[tuple[str, tuple[str, ...]]]
     if isinstance(value, str):
         inputs = [(value, ("text",))]
     elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):

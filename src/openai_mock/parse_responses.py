@@ -143,7 +143,7 @@ def responses(body: dict[str, Any], session: str) -> Request:
     store = fields.boolean("store", default=True)
     tools = _tools(body.get("tools") or [])
     tool_choice = body.get("tool_choice") or "auto"
-    truncation = fields.string("truncation", "disabled")
+    truncation = body.get("truncation") or "disabled"
     metadata = body.get("metadata") or {}
     text = body.get("text") or {}
     reasoning = body.get("reasoning")
@@ -151,8 +151,8 @@ def responses(body: dict[str, Any], session: str) -> Request:
         instructions=instructions, previous_response_id=previous, store=store,
         background=fields.boolean("background"), tools=tuple(tools), tool_choice=tool_choice,
         parallel_tool_calls=fields.boolean("parallel_tool_calls", default=True),
-        temperature=fields.number("temperature") if body.get("temperature") is not None else 1.0,
-        top_p=fields.number("top_p") if body.get("top_p") is not None else 1.0,
+        temperature=body["temperature"] if body.get("temperature") is not None else 1.0,
+        top_p=body["top_p"] if body.get("top_p") is not None else 1.0,
         top_logprobs=body.get("top_logprobs") or 0,
         max_output_tokens=body.get("max_output_tokens"), max_tool_calls=body.get("max_tool_calls"),
         text={"format": {"type": "text"}, "verbosity": "medium", **text},
