@@ -75,10 +75,7 @@ TOOL_CHOICE = OneOf({
     dict: Tagged({
         "function": NAMED, "custom": NAMED, "mcp": Obj({"server_label": Str(), "name": Str()}, required=("server_label",)),
         "allowed_tools": Obj({"mode": Enum(("auto", "required")), "tools": Arr(Obj())}, required=("mode", "tools")),
-        **{name: Obj() for name in ("file_search", "web_search_preview", "computer", "computer_use_preview",
-                                    "computer_use", "web_search_preview_2025_03_11", "image_generation",
-                                    "code_interpreter", "programmatic_tool_calling", "apply_patch", "shell")},
-    }),
+    }, open=True),  # and the built-in tools by their type alone (`{"type": "web_search_preview"}`)
 }, "one of an object or 'none', 'auto', or 'required'")
 SUMMARIES = Enum(("concise", "detailed", "auto"))
 INCLUDES = Enum((
