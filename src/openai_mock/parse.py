@@ -1,69 +1,52 @@
-"""Request bodies to engine requests, refusing what the real API refuses, with its messages."""
+"""Request bodies to engine requests, refusing what the real API refuses, with its messages.
+
+This module reads chat completions, and holds what every endpoint's reader uses (`Fields`, a
+message's text); the checks themselves, and the body's JSON, are `parse_checks`.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from .conversation import Message
 from .engine import Request
-from .scenario.model import ErrorSpec, ToolCall
+from .parse_checks import (
+    MODERATION,
+    PROMPT_CACHE_OPTIONS,
+    REASONING_EFFORTS,
+    SAMPLING,
+    SEED,
+    SERVICE_TIERS,
+    STOP,
+    VERBOSITY,
+    Arr,
+    Bool,
+    Check,
+    Enum,
+    Int,
+    Invalid,
+    LogitBias,
+    Metadata,
+    Num,
+    Obj,
+    OneOf,
+    Str,
+    Tagged,
+    check_fields,
+    json_body,
+    kind,
+    missing,
+    wrong_type,
+)
+from .scenario.model import ToolCall
 from .wire.chat import ChatOptions
 from .wire.errors import invalid
 
+# the names other modules (and the HTTP layer) know these by
+__all__ = ["Invalid", "json_body", "kind", "missing", "wrong_type", "Fields", "sampling", "text_of", "chat"]
+
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-
-
-class Invalid(Exception):
-    """The request is refused; `spec` is the OpenAI error to send."""
-
-    def __init__(self, spec: ErrorSpec):
-        super().__init__(spec.message)
-        self.spec = spec
-
-
-# --- generic checks -------------------------------------------------------------------------
-
-
-def kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def wrong_type(param: str, expected: str, value: Any) -> Invalid:
-    return Invalid(invalid(f"Invalid type for '{param}': expected {expected}, but got {kind(value)} instead.",
-                           param=param, code="invalid_type"))
-
-
-def missing(param: str) -> Invalid:
-    return Invalid(invalid(f"Missing required parameter: '{param}'.", param=param,
-                           code="missing_required_parameter"))
-
-
-def json_body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid(invalid(
-            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
-            "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
-            "valid JSON. If you have trouble figuring out how to fix this, please contact us through our "
-            "help center at help.openai.com.)")) from None
-    if not isinstance(body, dict):
-        raise Invalid(invalid(f"Invalid body: expected a JSON object, but got {kind(body)} instead."))
-    return body
+ROLE = Enum(ROLES)
 
 
 class Fields:
@@ -72,35 +55,30 @@ class Fields:
     def __init__(self, body: dict[str, Any]):
         self.body = body
 
-    def get(self, name: str, check: Callable[[Any], bool], expected: str, default: Any = None) -> Any:
+    def get(self, name: str, check: Check, default: Any = None) -> Any:
         value = self.body.get(name)
         if value is None:
             return default
-        if not check(value):
-            raise wrong_type(name, expected, value)
+        check(value, name)
         return value
 
     def string(self, name: str, default: str | None = None) -> str | None:
-        return self.get(name, lambda v: isinstance(v, str), "a string", default)
+        return self.get(name, Str(), default)
 
     def boolean(self, name: str, default: bool = False) -> bool:
-        return self.get(name, lambda v: isinstance(v, bool), "a boolean", default)
+        return self.get(name, Bool(), default)
 
     def integer(self, name: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
-        value = self.get(name, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
-        self._bounds(name, value, minimum, maximum, "integer")
-        return value
+        return self.get(name, Int(minimum, maximum))
 
     def number(self, name: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
-        value = self.get(name, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
-        self._bounds(name, value, minimum, maximum, "decimal")
-        return value
+        return self.get(name, Num(minimum, maximum))
 
     def mapping(self, name: str) -> dict[str, Any] | None:
-        return self.get(name, lambda v: isinstance(v, dict), "an object")
+        return self.get(name, Obj())
 
     def array(self, name: str) -> list[Any] | None:
-        return self.get(name, lambda v: isinstance(v, list), "an array")
+        return self.get(name, Arr())
 
     def required(self, name: str) -> Any:
         value = self.body.get(name)
@@ -124,84 +102,163 @@ class Fields:
             raise wrong_type("model", "a string", model)
         return model
 
-    @staticmethod
-    def _bounds(name: str, value: Any, minimum: Any, maximum: Any, what: str) -> None:
-        if value is None:
-            return
-        if minimum is not None and value < minimum:
-            raise Invalid(invalid(f"Invalid '{name}': {what} below minimum value. Expected a value >= {minimum}, "
-                                  f"but got {value} instead.", param=name, code=f"{what}_below_min_value"))
-        if maximum is not None and value > maximum:
-            raise Invalid(invalid(f"Invalid '{name}': {what} above maximum value. Expected a value <= {maximum}, "
-                                  f"but got {value} instead.", param=name, code=f"{what}_above_max_value"))
-
 
 def sampling(fields: Fields) -> None:
     """The sampling parameters every generation endpoint shares."""
-    fields.number("temperature", 0, 2)
-    fields.number("top_p", 0, 1)
-    fields.number("presence_penalty", -2, 2)
-    fields.number("frequency_penalty", -2, 2)
+    check_fields(fields.body, SAMPLING)
 
 
-def typed_objects(items: list[Any], param: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, item) of an array whose items must be objects that say their `type`."""
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise wrong_type(f"{param}[{i}]", "an object", item)
-        if "type" not in item:
-            raise missing(f"{param}[{i}].type")
-        yield i, item
-
+# --- a message's text ---------------------------------------------------------------------------
 
 # content part type -> the key that holds its text (images, audio and files take no part)
 TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
 
 
-def text_of(content: Any, param: str, expected: str = "one of a string or array of objects") -> str | None:
-    """A message's text: a string, or the text parts of an array of content parts, joined by
-    newlines."""
+def text_of(content: Any, param: str, parts: Tagged,
+            expected: str = "one of a string or array of objects") -> str | None:
+    """A message's text: a string, or the text parts of an array of content parts (each refused
+    unless `parts` allows it), joined by newlines."""
     if content is None or isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise wrong_type(param, expected, content)
     texts = []
-    for i, part in typed_objects(content, param):
-        key = TEXT_PARTS.get(part["type"])
-        if key is None:
-            continue
-        text = part.get(key)
-        if not isinstance(text, str):
-            raise missing(f"{param}[{i}].{key}") if text is None else wrong_type(f"{param}[{i}].{key}", "a string", text)
-        texts.append(text)
+    for i, part in enumerate(content):
+        parts(part, f"{param}[{i}]")
+        key = TEXT_PARTS.get(part["type"])  # (a string: `parts` refused anything else)
+        if key is not None:
+            texts.append(part[key])
     return "\n".join(texts)
 
 
-# --- chat completions -----------------------------------------------------------------------
+# --- chat completions: what each part of the request may be -------------------------------------
+
+
+def _holding(key: str, inner: Obj) -> Obj:
+    """An object whose `key` (required) holds an `inner` object: `{"type": "function", "function": {...}}`."""
+    return Obj({key: inner}, required=(key,))
+
+
+def _strings(*names: str) -> dict[str, Check]:
+    return {name: Str() for name in names}
+
+
+CONTENT_PARTS = Tagged({  # in the order the real API lists them
+    "text": Obj({"text": Str()}, required=("text",)),
+    "image_url": _holding("image_url", Obj({"url": Str(), "detail": Enum(("auto", "low", "high"))},
+                                          required=("url",))),
+    "input_audio": _holding("input_audio", Obj({"data": Str(), "format": Enum(("wav", "mp3"))},
+                                              required=("data", "format"))),
+    "refusal": Obj({"refusal": Str()}, required=("refusal",)),
+    "audio": Obj(),
+    "file": _holding("file", Obj(_strings("filename", "file_data", "file_id"))),
+})
+TOOL_CALL = Tagged({
+    "function": Obj({"id": Str(), "function": Obj(_strings("name", "arguments"), required=("name", "arguments"))},
+                    required=("id", "function")),
+    "custom": Obj({"id": Str(), "custom": Obj(_strings("name", "input"), required=("name", "input"))},
+                  required=("id", "custom")),
+})
+MESSAGE_FIELDS: dict[str, Check] = {
+    "name": Str(), "refusal": Str(), "tool_calls": Arr(TOOL_CALL, min_items=1),
+    "audio": Obj({"id": Str()}, required=("id",)),
+    "function_call": Obj(_strings("name", "arguments"), required=("arguments", "name")),
+}
+
+FUNCTION = Obj({"name": Str(non_empty=True), "description": Str(), "parameters": Obj(), "strict": Bool()},
+               required=("name",))
+TOOLS = Arr(Tagged({
+    "function": _holding("function", FUNCTION),
+    "custom": _holding("custom", Obj({
+        "name": Str(non_empty=True), "description": Str(),
+        "format": Tagged({"text": Obj(), "grammar": _holding("grammar", Obj(
+            {"definition": Str(), "syntax": Enum(("lark", "regex"))}, required=("definition", "syntax")))}),
+    }, required=("name",))),
+}))
+TOOL_CHOICE = OneOf({
+    str: Enum(("none", "auto", "required")),
+    dict: Tagged({
+        "function": _holding("function", Obj({"name": Str()}, required=("name",))),
+        "custom": _holding("custom", Obj({"name": Str()}, required=("name",))),
+        "allowed_tools": _holding("allowed_tools", Obj({"mode": Enum(("auto", "required")), "tools": Arr(Obj())},
+                                                      required=("mode", "tools"))),
+    }),
+}, "one of one of 'none', 'auto', or 'required' or object")
+RESPONSE_FORMAT = Tagged({
+    "json_object": Obj(),
+    "json_schema": _holding("json_schema", Obj({"name": Str(), "description": Str(), "schema": Obj(),
+                                                "strict": Bool()}, required=("name",))),
+    "text": Obj(),
+})
+TEXT_PART = Obj({"type": Enum(("text",)), "text": Str()}, required=("type", "text"))
+
+# Every optional field, in the order the real API reports a request's first fault.
+CHAT_FIELDS: dict[str, Check] = {
+    "functions": Arr(Obj({"name": Str(), "description": Str(), "parameters": Obj()}, required=("name",)),
+                     min_items=1, max_items=128, of="function definitions"),
+    "tools": TOOLS,
+    "parallel_tool_calls": Bool(),
+    "max_completion_tokens": Int(1),
+    "n": Int(1, 128),
+    **SAMPLING,
+    "logprobs": Bool(),
+    "top_logprobs": Int(0, 20),
+    "user": Str(),
+    "seed": SEED,
+    "safety_identifier": Str(max_length=64),
+    "prompt_cache_key": Str(),
+    "prompt_cache_retention": Enum(("in_memory", "24h")),
+    "prompt_cache_options": PROMPT_CACHE_OPTIONS,
+    "service_tier": SERVICE_TIERS,
+    "stream": Bool(),
+    "stream_options": Obj({"include_usage": Bool(), "include_obfuscation": Bool()}),
+    "store": Bool(),
+    "metadata": Metadata(),
+    "verbosity": VERBOSITY,
+    "max_tokens": Int(1),
+    "stop": STOP,
+    "logit_bias": LogitBias(),
+    "prediction": Obj({"type": Enum(("content",)),
+                       "content": OneOf({str: Str(), list: Arr(TEXT_PART, min_items=1)},
+                                        "one of a string or array of objects")}, required=("type", "content")),
+    "response_format": RESPONSE_FORMAT,
+    "tool_choice": TOOL_CHOICE,
+    "function_call": OneOf({str: Enum(("none", "auto")), dict: Obj({"name": Str()}, required=("name",))},
+                           "one of one of 'none' or 'auto' or object"),
+    "modalities": Arr(Enum(("text", "audio"))),
+    "reasoning_effort": REASONING_EFFORTS,
+    "audio": Obj({"voice": OneOf({str: Str(), dict: Obj({"id": Str()}, required=("id",))}, "one of a string or object"),
+                  "format": Enum(("wav", "aac", "mp3", "flac", "opus", "pcm16"))}, required=("voice", "format")),
+    "web_search_options": Obj({
+        "user_location": Obj({"type": Enum(("approximate",)),
+                              "approximate": Obj(_strings("country", "region", "city", "timezone"))},
+                             required=("type", "approximate")),
+        "search_context_size": Enum(("low", "medium", "high")),
+    }),
+    "moderation": MODERATION,
+}
+MESSAGES = Arr(min_items=1, of="objects")
+TOOL_CALL_ID = Str()
+
+
+# --- chat completions ---------------------------------------------------------------------------
 
 
 def chat(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
     model = fields.model()
     messages = fields.required("messages")
-    if not isinstance(messages, list):
-        raise wrong_type("messages", "an array", messages)
-    if not messages:
-        raise Invalid(invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, "
-                              "but got an empty array instead.", param="messages", code="empty_array"))
+    MESSAGES(messages, "messages")
     conversation = tuple(_chat_message(m, f"messages[{i}]") for i, m in enumerate(messages))
+    check_fields(body, CHAT_FIELDS)
     stream = fields.boolean("stream")
     options = fields.stream_options(stream)
-    include_usage = options.boolean("include_usage")
-    include_obfuscation = options.boolean("include_obfuscation", default=True)
-    fields.integer("n", 1, 128)
-    fields.integer("max_tokens", 1)
-    fields.integer("max_completion_tokens", 1)
-    sampling(fields)
-    for _ in typed_objects(fields.array("tools") or (), "tools"):
-        pass  # each tool is an object that names its type; the mock needs nothing more of them
+    if body.get("top_logprobs") is not None and not body.get("logprobs"):
+        raise Invalid(invalid("The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
+                              param="top_logprobs"))
     return Request(endpoint="chat", model=model, conversation=conversation, stream=stream, session=session,
-                   options=ChatOptions(include_usage=include_usage, include_obfuscation=include_obfuscation))
+                   options=ChatOptions(include_usage=options.boolean("include_usage"),
+                                       include_obfuscation=options.boolean("include_obfuscation", default=True)))
 
 
 def _chat_message(message: Any, param: str) -> Message:
@@ -210,44 +267,29 @@ def _chat_message(message: Any, param: str) -> Message:
     role = message.get("role")
     if role is None:
         raise missing(f"{param}.role")
-    if role not in ROLES:
-        raise Invalid(invalid(
-            f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', "
-            "'tool', and 'developer'.", param=f"{param}.role", code="invalid_value"))
+    ROLE(role, f"{param}.role")
     if "content" not in message and role in ("system", "user", "developer", "tool"):
         raise missing(f"{param}.content")
-    content = text_of(message.get("content"), f"{param}.content")
+    content = text_of(message.get("content"), f"{param}.content", CONTENT_PARTS)
+    check_fields(message, MESSAGE_FIELDS, f"{param}.")
     calls: tuple[ToolCall, ...] = ()
     if role == "assistant":
-        raw_calls = message.get("tool_calls")
-        if raw_calls is not None:
-            if not isinstance(raw_calls, list):
-                raise wrong_type(f"{param}.tool_calls", "an array", raw_calls)
-            calls = tuple(_tool_call(c, f"{param}.tool_calls[{i}]") for i, c in enumerate(raw_calls))
-        if content is None and not calls and message.get("function_call") is None:
+        calls = tuple(map(_tool_call, message.get("tool_calls") or ()))
+        substitutes = ("tool_calls", "function_call", "refusal", "audio")  # what stands in for content
+        if content is None and all(message.get(key) is None for key in substitutes):
             raise missing(f"{param}.content")
     tool_call_id = None
     if role == "tool":
         tool_call_id = message.get("tool_call_id")
         if tool_call_id is None:
             raise missing(f"{param}.tool_call_id")
-        if not isinstance(tool_call_id, str):
-            raise wrong_type(f"{param}.tool_call_id", "a string", tool_call_id)
+        TOOL_CALL_ID(tool_call_id, f"{param}.tool_call_id")
     return Message(role=role, content=content, tool_calls=calls, tool_call_id=tool_call_id)
 
 
-def _tool_call(call: Any, param: str) -> ToolCall:
-    if not isinstance(call, dict):
-        raise wrong_type(param, "an object", call)
-    for key in ("id", "function"):
-        if key not in call:
-            raise missing(f"{param}.{key}")
-    function = call["function"]
-    if not isinstance(function, dict):
-        raise wrong_type(f"{param}.function", "an object", function)
-    name, arguments = function.get("name"), function.get("arguments", "")
-    if not isinstance(name, str):
-        raise missing(f"{param}.function.name") if name is None else wrong_type(f"{param}.function.name", "a string", name)
-    if not isinstance(arguments, str):
-        raise wrong_type(f"{param}.function.arguments", "a string", arguments)
-    return ToolCall(id=str(call["id"]), name=name, arguments=arguments)
+def _tool_call(call: dict[str, Any]) -> ToolCall:
+    """One of an assistant message's `tool_calls`, already checked against `TOOL_CALL`."""
+    if call["type"] == "custom":
+        return ToolCall(id=call["id"], name=call["custom"]["name"], arguments=call["custom"]["input"], type="custom")
+    return ToolCall(id=call["id"], name=call["function"]["name"], arguments=call["function"]["arguments"])
+

@@ -7,7 +7,21 @@ from typing import Any
 from . import tokens
 from .conversation import Message
 from .engine import Request
-from .parse import Fields, Invalid, missing, sampling, wrong_type
+from .parse import Fields, Invalid, missing, wrong_type
+from .parse_checks import (
+    SAMPLING,
+    SEED,
+    STOP,
+    Bool,
+    Check,
+    Enum,
+    Int,
+    LogitBias,
+    Obj,
+    Str,
+    Tagged,
+    check_fields,
+)
 from .wire import embeddings as wire_embeddings
 from .wire.completions import CompletionOptions
 from .wire.errors import invalid
@@ -31,19 +45,32 @@ def _is_tokens(value: Any) -> bool:
 # --- legacy completions -----------------------------------------------------------------------
 
 
+# Every optional field of a legacy completion, checked in this order.
+COMPLETIONS_FIELDS: dict[str, Check] = {
+    "best_of": Int(0, 20),
+    "echo": Bool(),
+    "logit_bias": LogitBias(),
+    "logprobs": Int(0, 5),
+    "max_tokens": Int(0),
+    "n": Int(1, 128),
+    **SAMPLING,
+    "seed": SEED,
+    "stop": STOP,
+    "stream": Bool(),
+    "stream_options": Obj({"include_usage": Bool(), "include_obfuscation": Bool()}),
+    "suffix": Str(),
+    "user": Str(),
+}
+
+
 def completions(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
     model = fields.model()
     prompt = _prompt(fields.required("prompt"))
+    check_fields(body, COMPLETIONS_FIELDS)
     stream = fields.boolean("stream")
     include_usage = fields.stream_options(stream).boolean("include_usage")
     echo = fields.boolean("echo")
-    fields.integer("max_tokens", 0)
-    fields.integer("n", 1, 128)
-    fields.integer("best_of", 0, 20)
-    fields.integer("logprobs", 0, 5)
-    fields.string("suffix")
-    sampling(fields)
     return Request(endpoint="completions", model=model, conversation=(Message(role="user", content=prompt),),
                    stream=stream, session=session,
                    options=CompletionOptions(include_usage=include_usage, echo=prompt if echo else None))
@@ -74,12 +101,8 @@ def embeddings(body: dict[str, Any]) -> wire_embeddings.EmbeddingsRequest:
     fields = Fields(body)
     model = fields.model()
     inputs = _embedding_inputs(fields.required("input"))
-    encoding = body.get("encoding_format")
-    if encoding is None:
-        encoding = "float"  # the real API's default; the SDKs ask for base64 themselves
-    elif encoding not in ("float", "base64"):
-        raise Invalid(invalid(f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
-                              param="encoding_format", code="invalid_value"))
+    # float is the real API's default; the SDKs ask for base64 themselves
+    encoding = fields.get("encoding_format", Enum(("float", "base64")), "float")
     dimensions = fields.integer("dimensions", 1, wire_embeddings.max_dimensions(model))
     if dimensions is not None and model in wire_embeddings.FIXED_DIMENSIONS:
         raise Invalid(invalid("This model does not support specifying dimensions.", param="dimensions"))
@@ -107,12 +130,20 @@ def _embedding_inputs(value: Any) -> tuple[wire_embeddings.Input, ...]:
 # --- moderations ------------------------------------------------------------------------------
 
 
+# the parts of one multimodal moderation input
+MODERATION_PARTS = Tagged({
+    "text": Obj({"text": Str()}, required=("text",)),
+    "image_url": Obj({"image_url": Obj({"url": Str()}, required=("url",))}, required=("image_url",)),
+})
+
+
 def moderations(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
-    model = fields.string("model", DEFAULT_MODERATION_MODEL)
+    model: str = fields.get("model", Str(), DEFAULT_MODERATION_MODEL)
     value = body.get("input")
     if value is None:
         raise missing("input")
+    inputs: list[tuple[str, tuple[str, ...]]]
     if isinstance(value, str):
         inputs = [(value, ("text",))]
     elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
@@ -128,23 +159,8 @@ def moderations(body: dict[str, Any], session: str) -> Request:
 
 def _multimodal(parts: list[dict[str, Any]]) -> tuple[str, tuple[str, ...]]:
     """One input of text and image parts: its text (what rules match) and its kinds of content."""
-    texts, kinds = [], set()
     for i, part in enumerate(parts):
-        kind = part.get("type")
-        if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise missing(f"input[{i}].text") if text is None else wrong_type(f"input[{i}].text", "a string", text)
-            texts.append(text)
-            kinds.add("text")
-        elif kind == "image_url":
-            image = part.get("image_url")
-            if not isinstance(image, dict) or not isinstance(image.get("url"), str):
-                raise missing(f"input[{i}].image_url.url")
-            kinds.add("image")
-        elif kind is None:
-            raise missing(f"input[{i}].type")
-        else:
-            raise Invalid(invalid(f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'.",
-                                  param=f"input[{i}].type", code="invalid_value"))
+        MODERATION_PARTS(part, f"input[{i}]")
+    texts = [part["text"] for part in parts if part["type"] == "text"]
+    kinds = {"text" if part["type"] == "text" else "image" for part in parts}
     return "\n".join(texts), tuple(k for k in ("text", "image") if k in kinds)

@@ -53,6 +53,12 @@ ROOTS = [
     "DeleteResponseResponse",
     "DeletedResponse",
     "ResponseDeleted",
+    # Request bodies of the five generation endpoints: the shapes tests/test_fuzz.py builds from.
+    "CreateChatCompletionRequest",
+    "CreateResponse",
+    "CreateCompletionRequest",
+    "CreateEmbeddingRequest",
+    "CreateModerationRequest",
 ]
 
 SRC_PREFIX = "#/components/schemas/"
