@@ -156,6 +156,27 @@ def test_a_slow_reader_gets_every_byte_of_large_answers():
                 assert json.loads(read_response(sock))["choices"][0]["message"]["content"] == BIG.strip()
 
 
+def test_a_large_answer_that_waited_reaches_a_slow_reader_whole():
+    """An answer with a latency is sent while the request's task watches for the client's
+    disconnect; hypercorn tells that task its exchange is over before the corked answer is
+    written, and the task is cancelled. What did not fit in the socket at once must still go
+    out (it was cut after the first send, and the client waited forever for the rest)."""
+    rules = {"responses": [
+        {"id": "big", "matcher": {"type": "any"}, "reply": BIG.strip(), "latency_ms": 20},
+    ]}
+    with MockServer(rules) as mock:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", mock.port))
+        with sock:
+            # (whether the task is cancelled in time is up to trio's scheduling order, which it
+            # varies on purpose: about every other time; and the connection stays in step)
+            for _ in range(10):
+                sock.sendall(request_bytes("big"))
+                assert json.loads(read_response(sock))["choices"][0]["message"]["content"] == BIG.strip()
+
+
 def test_a_413_reaches_a_client_that_is_still_sending_its_body(fresh_server):
     """The server answers a body over the limit before reading it, then closes. Closing with
     unread data sends an RST, which can destroy the answer before the client reads it (the SDK

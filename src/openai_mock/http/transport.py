@@ -157,7 +157,12 @@ class _TCPServer(TCPServer):
             if sent == len(data):
                 return
             data = data[sent:]
-        await super().protocol_send(RawData(data=data))
+        # Shielded: h11 has framed these bytes, so they must go out whole. The task writing may
+        # already be cancelled: hypercorn tells the app that its exchange is over (an ASGI
+        # "disconnect", on which quart-trio and our hot path cancel the request's task) before
+        # it reports the connection's next state, and what was corked is only written then.
+        with trio.CancelScope(shield=True):
+            await super().protocol_send(RawData(data=data))
 
     async def _close_lingering(self) -> None:
         """hypercorn closes a connection as soon as it is done with it, for instance after
