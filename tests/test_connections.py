@@ -2,17 +2,21 @@
 
 SDKs keep connections in pools: an idle connection stays open for the keep-alive timeout, a busy
 one (a long stream) is never cut by it, and one the client closed is closed on our side at once
-(not left in CLOSE-WAIT, holding a file descriptor, until the timeout runs out)."""
+(not left in CLOSE-WAIT, holding a file descriptor, until the timeout runs out). A request that
+asks to close (`Connection: close`, or HTTP/1.0) gets its whole answer, then the server's FIN."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import socket
 import time
 
 import httpx
 import pytest
+from conftest import FAILURE_KINDS, RunningServer, failure_rules
 
 from openai_mock import MockServer
 from openai_mock.http import transport
@@ -156,6 +160,27 @@ def test_a_slow_reader_gets_every_byte_of_large_answers():
                 assert json.loads(read_response(sock))["choices"][0]["message"]["content"] == BIG.strip()
 
 
+def test_a_large_answer_that_waited_reaches_a_slow_reader_whole():
+    """An answer with a latency is sent while the request's task watches for the client's
+    disconnect; hypercorn tells that task its exchange is over before the corked answer is
+    written, and the task is cancelled. What did not fit in the socket at once must still go
+    out (it was cut after the first send, and the client waited forever for the rest)."""
+    rules = {"responses": [
+        {"id": "big", "matcher": {"type": "any"}, "reply": BIG.strip(), "latency_ms": 20},
+    ]}
+    with MockServer(rules) as mock:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", mock.port))
+        with sock:
+            # (whether the task is cancelled in time is up to trio's scheduling order, which it
+            # varies on purpose: about every other time; and the connection stays in step)
+            for _ in range(10):
+                sock.sendall(request_bytes("big"))
+                assert json.loads(read_response(sock))["choices"][0]["message"]["content"] == BIG.strip()
+
+
 def test_a_413_reaches_a_client_that_is_still_sending_its_body(fresh_server):
     """The server answers a body over the limit before reading it, then closes. Closing with
     unread data sends an RST, which can destroy the answer before the client reads it (the SDK
@@ -215,3 +240,203 @@ def test_the_fast_paths_answer_while_the_quart_app_is_still_loading(monkeypatch)
         waiting.join(timeout=20)
         assert models and models[0].status_code == 200
         assert models[0].json()["object"] == "list"
+
+
+# --- Connection: close and HTTP/1.0 ---------------------------------------------------------
+
+CLOSING_RULES = """
+responses:
+  - id: late
+    matcher: {type: contains, messages: [{role: user, content: late}]}
+    reply: "late pong"
+    latency_ms: 20
+  - id: faulted
+    matcher: {type: contains, messages: [{role: user, content: "fail"}]}
+    reply: "one two three four five"
+    chunking: word
+    fail_after_chunks: 3
+    failure: error_event
+  - id: quick
+    matcher: {type: any}
+    reply: pong
+"""
+
+
+def last_event(payload: bytes) -> dict:
+    """The last `data:` event of an SSE body, which must end with a whole event."""
+    assert payload.endswith(b"\n\n"), payload[-200:]
+    return json.loads(payload.rstrip(b"\n").rsplit(b"\n\n", 1)[-1].removeprefix(b"data: "))
+
+
+def chat(text: str, stream: bool) -> tuple[str, str, bytes]:
+    return "POST", "/v1/chat/completions", json.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": text}], "stream": stream}).encode()
+
+
+# each: (method, path, body), the status, and what the whole answer's body must satisfy
+CLOSING_CASES = {
+    "models": (("GET", "/v1/models", b""), 200, lambda body: json.loads(body)["object"] == "list"),
+    "journal": (("GET", "/_mock/requests", b""), 200, lambda body: "data" in json.loads(body)),
+    "scenarios": (("GET", "/_mock/scenarios", b""), 200, lambda body: isinstance(json.loads(body), dict)),
+    "not-found": (("GET", "/v1/nope", b""), 404, lambda body: "error" in json.loads(body)),
+    "head-health": (("HEAD", "/health", b""), 200, lambda body: body == b""),
+    "health": (("GET", "/health", b""), 200, lambda body: json.loads(body) == {"status": "ok"}),
+    "chat": (chat("ping", False), 200,
+             lambda body: json.loads(body)["choices"][0]["message"]["content"] == "pong"),
+    "chat-latency": (chat("late", False), 200,
+                     lambda body: json.loads(body)["choices"][0]["message"]["content"] == "late pong"),
+    "chat-stream": (chat("ping", True), 200, lambda body: body.endswith(b"data: [DONE]\n\n")),
+    "chat-stream-fault": (chat("fail", True), 200, lambda body: "error" in last_event(body)),
+}
+
+
+def server_connections(pid: int, port: int) -> int:
+    """How many client connections the process `pid`, listening on `port`, holds a descriptor
+    for: its sockets (from /proc/PID/fd) that the kernel lists as TCP connections on that port."""
+    inodes: set[str] = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+                count += local_port == port and state != "0A" and inode in inodes  # 0A: LISTEN
+    return count
+
+
+def dechunk(data: bytes) -> bytes | None:
+    """A chunked body's payload, or None if its last chunk has not arrived."""
+    payload = b""
+    while True:
+        size_line, sep, data = data.partition(b"\r\n")
+        if not sep:
+            return None
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return payload if data == b"\r\n" else None
+        if len(data) < size + 2:
+            return None
+        payload, data = payload + data[:size], data[size + 2:]
+
+
+def read_to_the_end(clients: list[socket.socket], timeout: float) -> list[tuple[bytes, str]]:
+    """Everything each client receives until the server ends the connection, and how it ended:
+    "eof", "reset", or "open" if the connection was still open after `timeout` seconds."""
+    received = {client: b"" for client in clients}
+    ending: dict[socket.socket, str] = {}
+    with selectors.DefaultSelector() as selector:
+        for client in clients:
+            client.setblocking(False)
+            selector.register(client, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while len(ending) < len(clients) and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=0.1):
+                client = key.fileobj
+                try:
+                    data = client.recv(65536)
+                except ConnectionResetError:
+                    data, ending[client] = b"", "reset"
+                if data:
+                    received[client] += data
+                    continue
+                ending.setdefault(client, "eof")
+                selector.unregister(client)
+    return [(received[client], ending.get(client, "open")) for client in clients]
+
+
+@pytest.fixture(scope="module")
+def closing_server():
+    server = RunningServer(CLOSING_RULES)
+    yield server
+    server.stop()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+@pytest.mark.parametrize("version", ["1.1 close", "1.0"])
+@pytest.mark.parametrize("case", list(CLOSING_CASES))
+def test_the_server_closes_what_the_client_asked_to_close(closing_server, case, version):
+    """A request with `Connection: close`, or over HTTP/1.0, gets its whole answer, then the
+    server's FIN (EOF, not a reset), on every path: the Quart routes, health, the generation
+    endpoints plain, delayed, streamed and faulted. The server then holds no descriptor for
+    those connections, although the clients keep theirs open: it does not wait for them."""
+    server, count = closing_server, 200
+    (method, path, body), status, whole = CLOSING_CASES[case]
+    http_version, connection = ("HTTP/1.1", "Connection: close\r\n") if version == "1.1 close" else ("HTTP/1.0", "")
+    request = (f"{method} {path} {http_version}\r\nHost: 127.0.0.1\r\n{connection}"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    httpx.get(f"{server.root}/_mock/scenarios", timeout=20)  # the Quart app is loaded
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(count)]
+    try:
+        for client in clients:
+            client.sendall(request)
+        answers = read_to_the_end(clients, timeout=10)
+        # the clients still hold their ends: the server's are closed all the same
+        assert wait_for(lambda: server_connections(server.process.pid, server.port) == 0, timeout=5), \
+            f"{server_connections(server.process.pid, server.port)} of {count} connections still open on the server"
+    finally:
+        for client in clients:
+            client.close()
+    assert [ending for _, ending in answers] == ["eof"] * count
+    for answer, _ in answers:
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        assert int(lines[0].split()[1]) == status, head
+        headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines[1:])}
+        if method == "HEAD":
+            payload = rest
+        elif "content-length" in headers:
+            assert len(rest) == int(headers["content-length"]), (head, rest)
+            payload = rest
+        elif headers.get("transfer-encoding") == "chunked":
+            payload = dechunk(rest)
+            assert payload is not None, f"the chunked body never ended: {rest[-200:]!r}"
+        else:  # an HTTP/1.0 stream: its body ends with the connection
+            payload = rest
+        assert whole(payload), (head, payload[-300:])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+@pytest.mark.parametrize("version", ["1.1 close", "1.0"])
+def test_faults_end_connections_their_own_way_when_the_client_asked_to_close(fresh_server, version):
+    """Under `Connection: close` or HTTP/1.0 too, `disconnect` and `hang` end with a FIN in the
+    middle of the body, `reset` with an RST; the faults that end the body cleanly (`truncate`,
+    `malformed`, `error_event`) end it, then the connection. Streamed or not, and nothing left
+    open on the server."""
+    server = fresh_server(failure_rules("one two three four five six"))
+    http_version, connection = ("HTTP/1.1", "Connection: close\r\n") if version == "1.1 close" else ("HTTP/1.0", "")
+    cases = [(kind, stream) for kind in FAILURE_KINDS for stream in (True, False)] * 3
+    clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in cases]
+    try:
+        for client, (kind, stream) in zip(clients, cases, strict=True):
+            _, path, body = chat(f"fail:{kind}", stream)
+            client.sendall((f"POST {path} {http_version}\r\nHost: 127.0.0.1\r\n{connection}Content-Type: "
+                            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+        answers = read_to_the_end(clients, timeout=10)
+        assert wait_for(lambda: server_connections(server.process.pid, server.port) == 0, timeout=5), \
+            f"{server_connections(server.process.pid, server.port)} of {len(cases)} connections still open on the server"
+    finally:
+        for client in clients:
+            client.close()
+    for (kind, stream), (answer, ending) in zip(cases, answers, strict=True):
+        if kind == "reset":
+            assert ending == "reset", (kind, stream, answer[-200:])
+            continue
+        assert ending == "eof", (kind, stream, ending, answer[-200:])
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        cut = kind in ("disconnect", "hang")
+        if not stream and cut:  # cut before anything was sent
+            assert answer == b"", (kind, answer)
+        elif not stream:  # the body has its length: all of it came
+            length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            assert len(rest) == int(length[0].split(b":")[1]), (kind, answer)
+        elif http_version == "HTTP/1.1":  # the chunked body ends, unless the fault cut it
+            assert (dechunk(rest) is not None) == (not cut), (kind, rest[-200:])
+        else:
+            assert rest.count(b"data: ") >= 3, (kind, rest)
+    assert "Traceback" not in server.log()

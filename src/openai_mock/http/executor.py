@@ -171,8 +171,6 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | Non
                 yield frame
             else:
                 await send(frame)
-        if send is None and connection is not None:
-            connection.drop()  # an HTTP/1.0 body ends when the connection does: hypercorn leaves it open
     except BaseException:  # trio.Cancelled or GeneratorExit: the client left first
         journal.finish(entry, "client_disconnected")
         raise

@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import h11
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, RawData
@@ -157,23 +158,52 @@ class _TCPServer(TCPServer):
             if sent == len(data):
                 return
             data = data[sent:]
-        await super().protocol_send(RawData(data=data))
+        # Shielded: h11 has framed these bytes, so they must go out whole. The task writing may
+        # already be cancelled: hypercorn tells the app that its exchange is over (an ASGI
+        # "disconnect", on which quart-trio and our hot path cancel the request's task) before
+        # it reports the connection's next state, and what was corked is only written then.
+        with trio.CancelScope(shield=True):
+            await super().protocol_send(RawData(data=data))
 
     async def _close_lingering(self) -> None:
-        """hypercorn closes a connection as soon as it is done with it, for instance after
-        answering a request whose body it did not read (a 413). Closing a socket with unread
-        data in it sends an RST, and a client that has not yet read the answer loses it: the
-        SDK then sees a dropped connection instead of a 413, and retries. So: send FIN after what
-        was written, keep reading (and discarding) until the client closes or LINGER_SECONDS
-        pass, then close."""
+        """Close the connection hypercorn is done with: after an answer to `Connection: close` or
+        to HTTP/1.0, after an error, or after answering a request whose body it did not read (a
+        413). It runs in the task that sent the answer, which may already be cancelled (see
+        `_write`): the FIN is shielded, else nothing would ever close the connection.
+        If the client has sent its last request whole and nothing after it, the socket closes at
+        once. Otherwise closing it with unread data in it would send an RST, and a client that
+        has not yet read the answer would lose it (the SDK then sees a dropped connection instead
+        of a 413, and retries): so after the FIN, keep reading (and discarding) until the client
+        closes or LINGER_SECONDS pass, then close."""
         self._closing = True
-        async with self.send_lock:  # after anything hypercorn's writer still has to send
-            try:
-                await self.stream.send_eof()
-            except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
-                pass
-        self._reading.deadline = trio.current_time() + LINGER_SECONDS
+        with trio.CancelScope(shield=True):
+            async with self.send_lock:  # after anything hypercorn's writer still has to send
+                try:
+                    await self.stream.send_eof()
+                except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
+                    pass
+        if self._nothing_unread():
+            self._reading.cancel()  # the read loop ends, and `run` closes the socket
+        else:
+            self._reading.deadline = trio.current_time() + LINGER_SECONDS
         await self.protocol.handle(Closed())
+
+    def _nothing_unread(self) -> bool:
+        """Whether the client's last request was read whole and nothing came after it: h11 says
+        the client may send nothing more (its request said `Connection: close`, or was HTTP/1.0,
+        or our answer did), and neither h11's buffer nor the kernel's holds a byte."""
+        connection = getattr(self.protocol.protocol, "connection", None)
+        if not isinstance(connection, h11.Connection) or connection.their_state is not h11.MUST_CLOSE:
+            return False
+        if connection.trailing_data[0]:
+            return False
+        if self._sock.fileno() < 0:  # already closed (a `reset` fault)
+            return True
+        try:
+            buf = fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return False
+        return struct.unpack("i", buf)[0] == 0
 
     async def _read_data(self) -> None:
         """hypercorn's read loop, but what comes after we closed is discarded (see above)."""
