@@ -205,10 +205,10 @@ def test_a_413_reaches_a_client_that_is_still_sending_its_body(fresh_server):
             assert sock.recv(65536) == b""  # then a clean end
 
 
-def test_the_fast_paths_answer_while_the_quart_app_is_still_loading(monkeypatch):
-    """`serve` imports the Quart app (every route but the generation endpoints and health) in a
-    worker thread after it starts listening. Held back here: health and chat answer at once, and
-    a Quart route waits for the app, then answers normally."""
+def test_the_router_answers_while_the_admin_app_is_still_loading(monkeypatch):
+    """`serve` imports the Quart app (the admin API) in a worker thread after it starts
+    listening. Held back here: health, chat, models and a 404 answer at once, and an admin
+    request waits for the app, then answers normally."""
     import importlib
     import threading
 
@@ -228,18 +228,21 @@ def test_the_fast_paths_answer_while_the_quart_app_is_still_loading(monkeypatch)
             assert health.headers["access-control-allow-origin"] == "*"
             reply = mock.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "ping"}])
             assert reply.choices[0].message.content == "pong"
-            models: list[httpx.Response] = []
-            waiting = threading.Thread(target=lambda: models.append(
-                httpx.get(f"{mock.base_url}/models", headers={"Authorization": f"Bearer {mock.api_key}"},
-                          timeout=20)))
+            auth = {"Authorization": f"Bearer {mock.api_key}"}
+            models = httpx.get(f"{mock.base_url}/models", headers=auth, timeout=10)  # every /v1 path: the router
+            assert models.status_code == 200 and models.json()["object"] == "list"
+            assert httpx.get(f"{mock.url}/nowhere", timeout=10).status_code == 404
+            admin: list[httpx.Response] = []
+            waiting = threading.Thread(target=lambda: admin.append(
+                httpx.get(f"{mock.url}/_mock/scenarios", headers=auth, timeout=20)))
             waiting.start()
             waiting.join(timeout=0.5)
-            assert waiting.is_alive() and not models  # it waits for the app
+            assert waiting.is_alive() and not admin  # the admin API waits for the app
         finally:
             gate.set()
         waiting.join(timeout=20)
-        assert models and models[0].status_code == 200
-        assert models[0].json()["object"] == "list"
+        assert admin and admin[0].status_code == 200
+        assert admin[0].json()["object"] == "list"
 
 
 # --- Connection: close and HTTP/1.0 ---------------------------------------------------------

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from openai_mock.options import ChatOptions
 from openai_mock.plan import Plan, Timing, Usage, token
 from openai_mock.scenario.model import Reply, ToolCall
 from openai_mock.wire import chat, sse
-from openai_mock.wire.chat import ChatOptions
 from openai_mock.wire.text import split
 
 REPLIES = [

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-file", help="write the log here instead of standard error")
     serve.add_argument("--max-body-size", type=int, default=None, metavar="BYTES",
                        help="refuse request bodies larger than this with 413 (default 32 MiB)")
+    serve.add_argument("--body-timeout", type=float, default=None, metavar="SECONDS",
+                       help="answer 408 when a request body takes longer than this to arrive (default 60)")
 
     check = commands.add_parser("check", help="validate scenario files; exit 2 when any is invalid")
     check.add_argument("paths", nargs="+", help="files or folders")
@@ -66,6 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     import trio  # the server's modules load only for `serve`: `check` and `schema` start faster
 
     from .http.access import is_loopback
+    from .http.state import Settings
     from .http.transport import describe_bind_error
     from .log import RequestLog
     from .scenario.keys import valid_host_name
@@ -98,9 +101,11 @@ def _serve(args: argparse.Namespace) -> int:
               "port can read every prompt sent (GET /_mock/requests) and replace every rule "
               "(PUT /_mock/scenarios). Set apiKey in the configuration to require a key.",
               file=sys.stderr, flush=True)
-    server = Server(config, log=RequestLog(log_stream, verbose=args.verbose),
-                    max_body=args.max_body_size or 32 * 1024 * 1024, host=args.host,
-                    allowed_hosts=tuple(args.allowed_host))
+    defaults = Settings()
+    settings = Settings(max_body=args.max_body_size or defaults.max_body,
+                        body_timeout=args.body_timeout or defaults.body_timeout,
+                        bound_host=args.host, allowed_hosts=tuple(args.allowed_host))
+    server = Server(config, log=RequestLog(log_stream, verbose=args.verbose), settings=settings)
     host, bound = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from .http.state import Settings
 from .log import RequestLog
 from .scenario import load
 from .scenario.model import Config
@@ -50,7 +51,7 @@ class MockServer:
         self.host = host
         self.session = session
         self._requested_port = port
-        self._server = Server(self.config, log=log or RequestLog(None), host=host)
+        self._server = Server(self.config, log=log or RequestLog(None), settings=Settings(bound_host=host))
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None

@@ -11,8 +11,8 @@ from pathlib import Path
 import trio
 
 from .http.deferred import DeferredApp
-from .http.hotpath import GenerationEndpoints
-from .http.state import DEFAULT_MAX_BODY, MockState
+from .http.router import Router
+from .http.state import MockState, Settings
 from .http.transport import listen, serve
 from .log import RequestLog
 from .scenario import ConfigError, load_path, watched_files
@@ -30,13 +30,10 @@ def bundled_scenarios() -> Path:
 
 
 class Server:
-    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 host: str | None = None, allowed_hosts: tuple[str, ...] = ()):
-        """`host` is the address the server is bound to (requests may name it in `Host`), and
-        `allowed_hosts` names more hosts they may name, besides the configuration's."""
-        self.state = MockState(config, log=log, max_body=max_body, bound_host=host, extra_hosts=allowed_hosts)
-        self._rest = DeferredApp(self.state)  # the Quart app, for every other route
-        self.app = GenerationEndpoints(self.state, self._rest)
+    def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None):
+        self.state = MockState(config, log=log, settings=settings)
+        self._rest = DeferredApp(self.state)  # the Quart app, for the admin API
+        self.app = Router(self.state, self._rest)
         self.log = self.state.log
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -1,7 +1,7 @@
 """What every request goes through, whichever layer serves it: its session, the seed of its
 ids, its journal entry, who may reach it (`access.py`), and the headers every response carries
-(the real API's and CORS). The Quart hooks (`app.py`) and the generation endpoints (`hotpath.py`) both
-call these, so the two can never differ."""
+(the real API's and CORS), and the errors of the HTTP layer itself. The router (`router.py`)
+and the admin API's Quart hooks (`admin.py`) both call these, so the two can never differ."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..engine import request_id
 from ..journal import Entry
 from ..plan import Plan
 from ..scenario.model import Config, ErrorSpec
+from ..wire.errors import invalid
 from . import executor
 from .access import cors_headers
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .state import MockState
 
 SESSION_HEADER = "x-mock-session"
+BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (Quart's default)
 EXPOSED_HEADERS = ", ".join((
     "x-request-id", "openai-processing-ms", "openai-version", "openai-organization", "retry-after",
     "retry-after-ms", "x-should-retry", "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens",
@@ -94,8 +96,35 @@ def response_headers(config: Config, exchange: Exchange, origin: str | None) -> 
 
 
 def health() -> executor.HTTPReply:
-    """`GET /health`: the server is up (the fast path and Quart's HEAD both answer this)."""
+    """`GET /health`: the server is up."""
     return executor.json_response({"status": "ok"})
+
+
+# --- the errors of the HTTP layer itself, the same whichever part answers -----------------------
+
+
+def not_found(method: str, path: str) -> ErrorSpec:
+    return invalid(f"Invalid URL ({method} {path})", status=404)
+
+
+def wrong_method(method: str, path: str, allowed: list[str]) -> tuple[ErrorSpec, list[tuple[str, str]]]:
+    """The 405 and its `Allow` header."""
+    listed = ", ".join(sorted(allowed))
+    return invalid(f"Invalid method for URL ({method} {path}): use {listed}", status=405), [("allow", listed)]
+
+
+def too_large(limit: int) -> ErrorSpec:
+    return invalid(f"Request body too large: the limit is {limit} bytes.", code="request_too_large", status=413)
+
+
+def too_slow(seconds: float) -> ErrorSpec:
+    return invalid(f"Request timed out: the request body did not arrive within {seconds:g} seconds.",
+                   code="request_timeout", status=408)
+
+
+def internal(error: BaseException) -> ErrorSpec:
+    """A bug in the mock: still answered like the API (and logged by the caller)."""
+    return ErrorSpec(status=500, message=f"openai-mock internal error: {error!r}")
 
 
 def preflight(requested_headers: str | None) -> executor.HTTPReply:

@@ -1,10 +1,10 @@
-"""The Quart app, imported once the server is already serving.
+"""The admin API's Quart app, imported once the server is already serving.
 
 Importing Quart and what it brings (werkzeug, jinja2, flask's core, hypercorn's asyncio side)
-takes about as long as the rest of start-up together. The generation endpoints and
-`GET /health` do not need it (`hotpath.py`), so `serve` answers them while a worker thread
-imports `http/app.py`; a request for any other route that comes before it is ready waits for
-it, a few hundred milliseconds at most.
+takes about as long as the rest of start-up together. Nothing but the admin API needs it
+(`router.py`), so `serve` answers every other path while a worker thread imports
+`http/admin.py`; an admin request that comes before it is ready waits for it, a few hundred
+milliseconds at most.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import trio
 
 from .state import MockState
 
-APP_MODULE = "openai_mock.http.app"
+APP_MODULE = "openai_mock.http.admin"
 
 
 class DeferredApp:

@@ -2,7 +2,7 @@
 way for every endpoint; what the frames say was decided by the engine and the encoders.
 
 It answers with an `HTTPReply` (status, headers, a body or a stream of frames), which the
-layer serving the request sends: `hotpath.py` over ASGI, `app.py` through Quart."""
+router sends (`router.py`)."""
 
 from __future__ import annotations
 

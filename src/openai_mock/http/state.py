@@ -1,9 +1,11 @@
 """What the routes share: the engine (configuration and state), who may reach it, the journal,
-the log."""
+the log, and how the server was started."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import attrs
 
 from ..engine import Engine
 from ..journal import Journal
@@ -11,22 +13,35 @@ from ..log import RequestLog
 from ..scenario.model import Config
 from ..wire import models
 from .access import Access
+from .common import BODY_TIMEOUT
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+
+@attrs.frozen
+class Settings:
+    """How the server was started: what the command line says, beside the configuration file."""
+
+    max_body: int = DEFAULT_MAX_BODY  # bytes; a larger request body gets 413
+    body_timeout: float = BODY_TIMEOUT  # seconds a request body may take to arrive, else 408
+    bound_host: str | None = None  # the --host given: requests may name it in `Host`
+    allowed_hosts: tuple[str, ...] = ()  # --allowed-host: more hosts they may name
 
 
 class MockState:
     """What the routes share: the engine (configuration and state), the journal, the log."""
 
-    def __init__(self, config: Config, log: RequestLog | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 bound_host: str | None = None, extra_hosts: tuple[str, ...] = ()):
+    def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None):
         self.engine = Engine(config)
-        self.bound_host, self.extra_hosts = bound_host, extra_hosts
-        self.access = Access(config, bound_host, extra_hosts)
+        self.settings = settings = settings or Settings()
+        self.access = Access(config, settings.bound_host, settings.allowed_hosts)
         self.log = log or RequestLog(None)
         self.journal = Journal(on_finish=self.log.entry)
-        self.max_body = max_body
         self.models = self._models(config)
+
+    @property
+    def max_body(self) -> int:
+        return self.settings.max_body
 
     @property
     def config(self) -> Config:
@@ -35,7 +50,7 @@ class MockState:
     def replace(self, config: Config) -> None:
         """Serve `config` from the next request on; requests in flight keep their plans."""
         self.engine.replace(config)
-        self.access = Access(config, self.bound_host, self.extra_hosts)
+        self.access = Access(config, self.settings.bound_host, self.settings.allowed_hosts)
         self.models = self._models(config)
 
     @staticmethod

@@ -8,18 +8,11 @@ import hashlib
 from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from typing import Any
 
-import attrs
-
+from ..options import ChatOptions
 from ..plan import Plan, Usage, paddings
 from ..scenario.model import Reply, ToolCall
 from . import sse
 from .text import split
-
-
-@attrs.frozen
-class ChatOptions:
-    include_usage: bool = False
-    include_obfuscation: bool = True
 
 
 @functools.lru_cache(maxsize=64)

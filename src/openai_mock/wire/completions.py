@@ -7,20 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from ..options import CompletionOptions
 from ..plan import Plan, Usage
 from . import sse
 from .chat import fingerprint
 from .text import split
 
 FINISH_REASONS = ("stop", "length", "content_filter")
-
-
-@attrs.frozen
-class CompletionOptions:
-    include_usage: bool = False
-    echo: str | None = None  # echo: true sends the prompt back before the completion
 
 
 def _options(plan: Plan) -> CompletionOptions:

@@ -14,31 +14,7 @@ import math
 import struct
 from typing import Any
 
-import attrs
-
-NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
-DEFAULT_DIMENSIONS = 1536
-FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})  # models that refuse `dimensions`
-MAX_DIMENSIONS = 16384  # for models the mock does not know
-
-Input = str | tuple[int, ...]  # a text, or a list of token ids
-
-
-@attrs.frozen
-class EmbeddingsRequest:
-    model: str
-    inputs: tuple[Input, ...]
-    dimensions: int
-    encoding_format: str  # float | base64
-    prompt_tokens: int
-
-
-def native_dimensions(model: str) -> int:
-    return NATIVE_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
-
-
-def max_dimensions(model: str) -> int:
-    return NATIVE_DIMENSIONS.get(model, MAX_DIMENSIONS)
+from ..options import EmbeddingsRequest, Input
 
 
 def vector(model: str, item: Input, dimensions: int) -> tuple[float, ...]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from ..options import ModerationOptions
 from ..plan import Plan
 from ..scenario.model import MODERATION_CATEGORIES, Moderation
 
@@ -15,13 +14,6 @@ IMAGE_CATEGORIES = frozenset((
 ))
 FLAGGED_SCORE = 0.9
 CALM_SCORE = 1e-06  # what the real API gives harmless text: close to, never exactly, zero
-
-
-@attrs.frozen
-class ModerationOptions:
-    """Per input, the kinds of content it holds: ("text",), ("image",) or ("text", "image")."""
-
-    input_types: tuple[tuple[str, ...], ...] = ()
 
 
 def result(verdict: Moderation | None, input_types: tuple[str, ...] = ("text",)) -> dict[str, Any]:

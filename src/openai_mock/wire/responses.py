@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from ..options import ResponsesOptions
 from ..plan import ALNUM, Plan, Usage
 from ..scenario.model import ErrorSpec, Reply
 from . import sse
@@ -28,32 +29,6 @@ RESPONSE_ERROR_CODES = frozenset((
     "image_content_policy_violation", "invalid_image_mode", "image_file_too_large",
     "unsupported_image_media_type", "empty_image_file", "failed_to_download_image", "image_file_not_found",
 ))
-
-
-@attrs.frozen
-class ResponsesOptions:
-    """What the request asked for that the response object echoes."""
-
-    instructions: Any = None  # as sent: a string or a list of input items
-    previous_response_id: str | None = None
-    store: bool = True
-    background: bool = False
-    tools: tuple[Any, ...] = ()
-    tool_choice: Any = "auto"
-    parallel_tool_calls: bool = True
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_logprobs: int = 0
-    max_output_tokens: int | None = None
-    max_tool_calls: int | None = None
-    text: Any = attrs.Factory(lambda: {"format": {"type": "text"}, "verbosity": "medium"})
-    reasoning: Any = attrs.Factory(lambda: {"effort": None, "summary": None})
-    truncation: str = "disabled"
-    metadata: Any = attrs.Factory(dict)
-    user: str | None = None
-    safety_identifier: str | None = None
-    prompt_cache_key: str | None = None
-    include_obfuscation: bool = True
 
 
 def _options(plan: Plan) -> ResponsesOptions:

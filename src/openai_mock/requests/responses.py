@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conversation import Message, join_tool_calls
-from .engine import Request
-from .parse import Fields, Invalid, missing, text_of, wrong_type
-from .parse_checks import (
+from ..conversation import Message, join_tool_calls
+from ..engine import Request
+from ..options import ResponsesOptions
+from ..scenario.model import ToolCall
+from ..wire.errors import invalid
+from .checks import (
     MODERATION,
     PROMPT_CACHE_OPTIONS,
     REASONING_EFFORTS,
@@ -26,17 +28,18 @@ from .parse_checks import (
     Check,
     Enum,
     Int,
+    Invalid,
     Metadata,
     Obj,
     OneOf,
     Str,
     Tagged,
     check_fields,
+    missing,
     unsupported,
+    wrong_type,
 )
-from .scenario.model import ToolCall
-from .wire.errors import invalid
-from .wire.responses import ResponsesOptions
+from .fields import Fields, text_of
 
 ROLE = Enum(("assistant", "system", "developer", "user"))  # in the order the real API lists them
 ITEM_TYPES = (
@@ -120,7 +123,7 @@ RESPONSES_FIELDS: dict[str, Check] = {
 }
 
 
-def responses(body: dict[str, Any], session: str) -> Request:
+def parse(body: dict[str, Any], session: str) -> Request:
     fields = Fields(body)
     model = fields.model()
     if "input" not in body or body["input"] is None:

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from .scenario.model import ErrorSpec
-from .wire.errors import invalid
+from ..scenario.model import ErrorSpec
+from ..wire.errors import invalid
 
 
 class Invalid(Exception):
@@ -48,6 +48,11 @@ def kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+def is_tokens(value: Any) -> bool:
+    """A non-empty list of token ids (integers)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
 
 
 def wrong_type(param: str, expected: str, value: Any) -> Invalid:

@@ -1,8 +1,6 @@
-"""The quart-trio application: the API's other routes (models, stored responses, unknown
-paths), health and the admin API, with auth, CORS, the journal and OpenAI-shaped errors.
+"""The admin API (`/_mock/...`) as a quart-trio application, with who may reach it, CORS and
+OpenAI-shaped errors from `common.py`, as the router (`router.py`) answers everything else.
 
-The generation endpoints (and `GET /health`) are served in front of it by
-`hotpath.GenerationEndpoints`; both take what every request goes through from `common.py`.
 This module is imported after the server has started (`deferred.DeferredApp`).
 """
 
@@ -12,30 +10,40 @@ from typing import Any
 
 from quart import Response, g, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+    RequestTimeout,
+)
 
 from ..scenario import load_bytes
 from ..scenario.load import ConfigError
 from ..scenario.model import Config, ErrorSpec
-from ..wire import models, responses
-from ..wire.errors import invalid
 from . import common, executor
 from .state import MockState
 
 
 def quart_response(reply: executor.HTTPReply) -> Response:
-    assert reply.stream is None  # (streams are the generation endpoints': see hotpath.py)
+    assert reply.stream is None  # (streams are the router's)
     return Response(reply.body, status=reply.status, headers=reply.headers)
 
 
 def create_app(state: MockState) -> QuartTrio:
     app = QuartTrio("openai_mock")
-    app.config.update(MAX_CONTENT_LENGTH=state.max_body, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=60,
+    app.config.update(MAX_CONTENT_LENGTH=state.max_body, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=state.settings.body_timeout,
                       PROVIDE_AUTOMATIC_OPTIONS=False)
     app.extensions["openai_mock"] = state
 
+    def exchange() -> common.Exchange:
+        """This request's exchange (made up when it was refused before `begin` ran)."""
+        if "exchange" not in g:
+            g.exchange = common.Exchange(method=request.method, path=request.path, session="default")
+        return g.exchange
+
     def fail(spec: ErrorSpec, headers: Any = ()) -> Response:
-        return quart_response(common.error_reply(g.exchange, spec, headers))
+        return quart_response(common.error_reply(exchange(), spec, headers))
 
     # --- before and after every request -----------------------------------------------------
 
@@ -55,73 +63,33 @@ def create_app(state: MockState) -> QuartTrio:
 
     @app.after_request
     async def finish(response: Response) -> Response:
-        if "exchange" not in g:  # refused before `begin` ran
-            g.exchange = common.Exchange(method=request.method, path=request.path, session="default")
-        common.close(state, g.exchange, response.status_code)
-        for name, value in common.response_headers(state.config, g.exchange, request.headers.get("origin")):
+        common.close(state, exchange(), response.status_code)
+        for name, value in common.response_headers(state.config, exchange(), request.headers.get("origin")):
             response.headers[name] = value
         return response
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
-        if "exchange" not in g:
-            g.exchange = common.Exchange(method=request.method, path=request.path, session="default")
         if isinstance(error, NotFound):
-            return fail(invalid(f"Invalid URL ({request.method} {request.path})", status=404))
+            return fail(common.not_found(request.method, request.path))
         if isinstance(error, MethodNotAllowed):
-            allowed = ", ".join(sorted(error.valid_methods or ()))
-            return fail(invalid(f"Invalid method for URL ({request.method} {request.path}): use {allowed}",
-                                status=405), headers=[("Allow", allowed)])
+            spec, allow = common.wrong_method(request.method, request.path, list(error.valid_methods or ()))
+            return fail(spec, allow)
         if isinstance(error, RequestEntityTooLarge):
-            return fail(invalid(f"Request body too large: the limit is {state.max_body} bytes.",
-                                code="request_too_large", status=413))
+            return fail(common.too_large(state.max_body))
+        if isinstance(error, RequestTimeout):
+            return fail(common.too_slow(state.settings.body_timeout))
         return fail(ErrorSpec(status=error.code or 400, message=error.description or error.name))
 
     @app.errorhandler(Exception)
     async def crash(error: Exception) -> Response:  # a bug in the mock: still an OpenAI-shaped error
         state.log.errors.exception("internal error", exc_info=error)
-        if "exchange" not in g:
-            g.exchange = common.Exchange(method=request.method, path=request.path, session="default")
-        return fail(ErrorSpec(status=500, message=f"openai-mock internal error: {error!r}"))
+        return fail(common.internal(error))
 
-    # --- the API (the generation endpoints are in hotpath.py) ----------------------------------
-
-    def response_not_found(response_id: str) -> Response:
-        return fail(invalid(f"No response found with id '{response_id}'.", param="response_id",
-                            code="response_not_found", status=404))
-
-    @app.get("/v1/responses/<response_id>")
-    async def get_response(response_id: str) -> Response:
-        stored = state.engine.stored(g.exchange.session, response_id)
-        if stored is None:
-            return response_not_found(response_id)
-        return quart_response(executor.json_response(responses.retrieve(stored.plan)))
-
-    @app.delete("/v1/responses/<response_id>")
-    async def delete_response(response_id: str) -> Response:
-        if not state.engine.delete_stored(g.exchange.session, response_id):
-            return response_not_found(response_id)
-        return quart_response(executor.json_response(responses.deleted(response_id)))
-
-    @app.get("/v1/models")
-    async def list_models() -> Response:
-        return quart_response(executor.json_response(models.model_list(state.models)))
-
-    @app.get("/v1/models/<path:model_id>")
-    async def get_model(model_id: str) -> Response:
-        if model_id not in state.models:
-            return fail(invalid(f"The model '{model_id}' does not exist or you do not have access to it.",
-                                code="model_not_found", status=404))
-        return quart_response(executor.json_response(state.models[model_id]))
-
-    # --- health and admin ----------------------------------------------------------------------
+    # --- the admin API ---------------------------------------------------------------------------
 
     def ok(value: Any, status: int = 200) -> Response:
         return quart_response(executor.json_response(value, status))
-
-    @app.get("/health")
-    async def health() -> Response:
-        return quart_response(common.health())  # (GET is answered in hotpath.py; this is HEAD)
 
     @app.post("/_mock/reset")
     async def reset() -> Response:

@@ -1,0 +1,186 @@
+"""The one way in: every request but the admin API's is answered here, from the table of
+`endpoints.py`, as plain ASGI; `/_mock/...` goes on to the Quart app (`admin.py`).
+
+The API carries nearly all of a test suite's (and a benchmark's) traffic. Quart's layers per
+request (request and app contexts, signals, routing, werkzeug headers on both sides) cost about
+as much as everything else together, so they are kept for the admin API, where a framework's
+routing and helpers earn their cost. Both call `common.py` for what every request goes through,
+so they answer alike; 404, 405, 408, 413 and 500 are answered here, in one place, for every
+path the router serves.
+
+Like quart-trio, a request that takes time watches for the client's disconnect while it is
+answered: the answer is cancelled when the client goes, which the executor records as
+`client_disconnected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..plan import Plan
+from ..requests.checks import Invalid, json_body
+from . import common, executor
+from .access import is_admin
+from .endpoints import Endpoint, route
+from .transport import CONNECTION
+
+if TYPE_CHECKING:
+    from .state import MockState
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+class Router:
+    """ASGI: the endpoints of `endpoints.py`; the admin API (and the lifespan protocol) go on
+    to `admin`."""
+
+    def __init__(self, state: MockState, admin: ASGIApp):
+        self.state = state
+        self.admin = admin
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_admin(scope["path"]):
+            await self.admin(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        method, path, origin = scope["method"], scope["path"], headers.get("origin")
+        exchange, refusal = common.open_exchange(self.state, method, path, headers.get, _local(scope))
+        try:
+            if method == "OPTIONS" and refusal is None:
+                reply: executor.HTTPReply | tuple[Endpoint, Plan] = common.preflight(
+                    headers.get("access-control-request-headers"))
+            else:
+                reply = await self._answer(scope, receive, headers, exchange, refusal)
+            if isinstance(reply, tuple):
+                await self._carry_out(scope, receive, send, *reply, exchange, origin)
+            else:
+                await self._send(scope, send, reply, exchange, origin)
+        except _ClientGone:
+            if exchange.entry is not None:
+                self.state.journal.finish(exchange.entry, "client_disconnected")
+        except Exception as error:  # a bug in the mock: log it, and still answer like the API
+            self.state.log.errors.exception("internal error", exc_info=error)
+            await self._send(scope, send, common.error_reply(exchange, common.internal(error)), exchange, origin)
+
+    async def _answer(self, scope: dict, receive: Receive, headers: dict[str, str], exchange: common.Exchange,
+                      refusal: Any) -> executor.HTTPReply | tuple[Endpoint, Plan]:
+        """The reply, or (the endpoint, the plan to carry out) when rules answer."""
+        method, path = scope["method"], scope["path"]
+        # read even a body that is refused: one left unread would close the connection
+        settings = self.state.settings
+        with trio.move_on_after(settings.body_timeout) as waited:
+            raw = await _read_body(receive, headers.get("content-length"), settings.max_body)
+        if waited.cancelled_caught:
+            return common.error_reply(exchange, common.too_slow(settings.body_timeout))
+        if refusal is not None:
+            return common.error_reply(exchange, refusal)
+        routed = route(path)
+        if routed is None:
+            return common.error_reply(exchange, common.not_found(method, path))
+        methods, param = routed
+        endpoint = methods.get(method)
+        if endpoint is None:
+            spec, allow = common.wrong_method(method, path, list(methods))
+            return common.error_reply(exchange, spec, allow)
+        if raw is None:
+            return common.error_reply(exchange, common.too_large(self.state.max_body))
+        try:
+            body = json_body(raw) if endpoint.body else None
+            if exchange.entry is not None:
+                exchange.entry.body = body
+            if endpoint.answer is not None:
+                return endpoint.answer(self.state, exchange, body, param)
+            assert endpoint.read is not None
+            request = endpoint.read(body, exchange.session)
+        except Invalid as refused:
+            return common.error_reply(exchange, refused.spec)
+        return endpoint, self.state.engine.plan(request, exchange.seed)
+
+    async def _carry_out(self, scope: dict, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
+                         exchange: common.Exchange, origin: str | None) -> None:
+        if not _waits(plan):  # answered at once: nothing to cancel
+            await self._send(scope, send, await self._execute(scope, endpoint, plan, exchange), exchange, origin)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            reply = await self._execute(scope, endpoint, plan, exchange)
+            await self._send(scope, send, reply, exchange, origin)
+            nursery.cancel_scope.cancel()  # the disconnect watcher's work is done
+
+    async def _execute(self, scope: dict, endpoint: Endpoint, plan: Plan,
+                       exchange: common.Exchange) -> executor.HTTPReply:
+        assert exchange.entry is not None and endpoint.encoder is not None
+        connection = scope.get("state", {}).get(CONNECTION)
+        chunked = scope.get("http_version") == "1.1"  # (an HTTP/1.0 body ends by closing)
+        return await executor.respond(plan, endpoint.encoder, connection, exchange.entry, self.state.journal,
+                                      direct=chunked)
+
+    async def _send(self, scope: dict, send: Send, reply: executor.HTTPReply, exchange: common.Exchange,
+                    origin: str | None) -> None:
+        common.close(self.state, exchange, reply.status)
+        headers = reply.headers + common.response_headers(self.state.config, exchange, origin)
+        if reply.stream is None:
+            headers.append(("content-length", str(len(reply.body))))
+        start = {"type": "http.response.start", "status": reply.status,
+                 "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]}
+        if reply.stream is not None:
+            await send(start)
+            async for frame in reply.stream:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        body = reply.body if scope["method"] != "HEAD" else b""
+        connection = scope.get("state", {}).get(CONNECTION)
+        if connection is None:
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        async with connection.corked():  # the head and the body in one write
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _local(scope: dict) -> str | None:
+    """The address the connection arrived at."""
+    server = scope.get("server")
+    return server[0] if server else None
+
+
+def _waits(plan: Plan) -> bool:
+    """Whether answering `plan` takes time during which the client may leave."""
+    return plan.stream or bool(plan.timing.latency_ms or plan.timing.jitter_ms) or plan.failure is not None
+
+
+async def _read_body(receive: Receive, length: str | None, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit`."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left before sending its body
+            raise _ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _ClientGone(Exception):
+    """The client went away before its request was complete."""
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
