@@ -234,13 +234,16 @@ def _set(items: tuple[tuple[Any, Any], ...]) -> _Chars:
         elif op == C.LITERAL:
             tests.append(_same_letter(chr(av)))
         elif op == C.RANGE:
-            low, high = av
-            tests.append(lambda ch, low=low, high=high: any(low <= ord(c) <= high for c in _cases(ch)))
+            tests.append(_in_range(*av))
         elif op == C.CATEGORY and av in _CATEGORIES:
             tests.append(_CATEGORIES[av])
         else:
             return _ALL
     return frozenset(i for i, ch in enumerate(_SAMPLE) if any(t(ch) for t in tests) != negate)
+
+
+def _in_range(low: int, high: int) -> Callable[[str], bool]:
+    return lambda ch: any(low <= ord(c) <= high for c in _cases(ch))
 
 
 def _same_letter(letter: str) -> Callable[[str], bool]:
