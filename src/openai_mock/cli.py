@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .scenario import ConfigError, load
+from .scenario import ConfigError, Problem, load
 from .scenario.schema import json_schema
 
 EXIT_BAD_CONFIG = 2
@@ -50,18 +51,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(paths: list[str]) -> int:
-    """Problems go to stderr (one `FILE:LINE:COLUMN: message` a line), the good news to stdout."""
+    """Problems and warnings go to stderr (one `FILE:LINE:COLUMN: message` a line), the good
+    news to stdout. Warnings alone do not fail the check."""
     status = 0
     for path in paths:
         try:
             config = load(Path(path) if path != "-" else path)
         except ConfigError as error:
             print(error, file=sys.stderr, flush=True)
+            _warn(error.warnings)
             status = EXIT_BAD_CONFIG
         else:
+            _warn(config.warnings)
             count = len(config.rules)
             print(f"{path}: ok, {count} rule{'' if count == 1 else 's'}", flush=True)
     return status
+
+
+def _warn(warnings: Sequence[Problem]) -> None:
+    for warning in warnings:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -80,7 +89,9 @@ def _serve(args: argparse.Namespace) -> int:
         config = load(Path(source) if source != "-" else "-")
     except ConfigError as error:
         print(error, file=sys.stderr)
+        _warn(error.warnings)
         return EXIT_BAD_CONFIG
+    _warn(config.warnings)
     if args.watch and source == "-":
         print("--watch needs a file or folder, not standard input", file=sys.stderr)
         return EXIT_BAD_CONFIG

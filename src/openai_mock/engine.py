@@ -19,7 +19,7 @@ import attrs
 
 from . import tokens
 from .conversation import Conversation, Message, join_tool_calls
-from .matching import Match, NoMatch, match
+from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
 from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
 
@@ -118,6 +118,8 @@ class Engine:
         if isinstance(found, NoMatch):
             return Plan(error=ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
                                         code="no_matching_rule"), **base)
+        if isinstance(found, RegexTimeout):
+            return Plan(error=_regex_timeout(found), **base)
         plan = self._plan_reply(found, request, conversation, base)
         if request.endpoint == "responses" and request.store and plan.error is None:
             self._store(request, plan, history)
@@ -188,8 +190,11 @@ class Engine:
         """Each input is matched on its own; `response` holds, per input, the moderation of the
         rule that matched it (None: not flagged). The first matching rule sets the behaviour."""
         verdicts, first = [], None
-        for message in request.conversation:
-            found = match(self._moderation_rules, (message,))
+        budget = RegexBudget()  # one budget for all the inputs
+        for number, message in enumerate(request.conversation, 1):
+            found = match(self._moderation_rules, (message,), budget)
+            if isinstance(found, RegexTimeout):
+                return Plan(error=_regex_timeout(attrs.evolve(found, number=number)), **base)
             verdicts.append(found.rule.moderation if isinstance(found, Match) else None)
             if first is None and isinstance(found, Match):
                 first = found.rule
@@ -234,6 +239,10 @@ class Engine:
             plan=plan, history=history + (reply,), instructions=request.instructions,
             previous_response_id=request.previous_response_id,
         )
+
+
+def _regex_timeout(found: RegexTimeout) -> ErrorSpec:
+    return ErrorSpec(status=400, message=found.explain(), type="invalid_request_error", code="regex_timeout")
 
 
 def _unanswerable_output(history: Conversation, start: int) -> ErrorSpec | None:

@@ -72,14 +72,16 @@ class Server:
                     break
                 now = settled
             seen = now
-            try:
-                config = load_path(path)
+            try:  # off the event loop: a big file takes seconds to load, streams go on meanwhile
+                config = await trio.to_thread.run_sync(load_path, path)
             except ConfigError as error:
                 self.log.message(f"reload of {path} failed; still serving the previous configuration:\n{error}")
                 continue
             self.state.replace(config)
             count = len(config.rules)
             self.log.message(f"reloaded {path}: {count} rule{'' if count == 1 else 's'}")
+            for warning in config.warnings:
+                self.log.message(str(warning))
 
 
 def stamp(path: Path) -> tuple:

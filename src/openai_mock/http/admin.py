@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import (
@@ -109,14 +110,23 @@ def create_app(state: MockState) -> QuartTrio:
     @app.put("/_mock/scenarios")
     async def replace_scenarios() -> Response:
         raw = await request.get_data(cache=False)  # (read by `begin`: this takes it from the cache)
-        try:
-            config = load_bytes(raw, "<PUT /_mock/scenarios>")
-        except ConfigError as error:
-            return ok({"error": {"message": str(error), "type": "invalid_request_error", "param": None,
-                                 "code": "invalid_scenarios", "problems": [str(p) for p in error.problems]}},
-                      status=400)
-        state.replace(config)
-        return ok(scenario_list(config))
+
+        def load() -> tuple[Config | None, executor.HTTPReply]:
+            try:
+                config = load_bytes(raw, "<PUT /_mock/scenarios>")
+            except ConfigError as error:
+                return None, executor.json_response({"error": {
+                    "message": str(error), "type": "invalid_request_error", "param": None,
+                    "code": "invalid_scenarios", "problems": [str(p) for p in error.problems]}}, 400)
+            return config, executor.json_response(scenario_list(config))
+
+        # a worker thread loads (a big configuration takes seconds) while the streams go on
+        config, reply = await trio.to_thread.run_sync(load)
+        if config is not None:
+            state.replace(config)
+            for warning in config.warnings:
+                state.log.message(str(warning))
+        return quart_response(reply)
 
     return app
 

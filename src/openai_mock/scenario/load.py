@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+import regex
 import yaml
 
-from . import keys
+from . import keys, regexlint
 from .model import (
     MODERATION_CATEGORIES,
     Behaviour,
@@ -30,19 +33,28 @@ from .model import (
     ToolCall,
     Turn,
 )
-from .yamlsrc import Pos, Problem, YList, YMap, decode, parse
+from .yamlsrc import BIG_DOCUMENT, Pos, Problem, YList, YMap, decode, parse, release
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
+# A scenario file (or standard input) larger than this is refused before it is read: the
+# biggest real configurations are a few megabytes, and `/dev/zero` never ends.
+MAX_FILE_SIZE = 64 * 1024 * 1024
 
 
 class ConfigError(Exception):
-    """A configuration with problems; `str()` gives one `FILE:LINE:COLUMN: message` per line."""
+    """A configuration with problems; `str()` gives one `FILE:LINE:COLUMN: message` per line.
+    `warnings` are what the configuration would also have been warned about."""
 
-    def __init__(self, problems: list[Problem]):
-        # sorted by position; a node reached twice through a YAML alias is reported once
-        unique = {(p.pos, p.message): p for p in problems}
-        self.problems = sorted(unique.values(), key=lambda p: (p.pos.file, p.pos.line, p.pos.column))
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | tuple[Problem, ...] = ()):
+        self.problems = _sorted(problems)
+        self.warnings = _sorted(warnings)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _sorted(problems: list[Problem] | tuple[Problem, ...]) -> list[Problem]:
+    # sorted by position; a node reached twice through a YAML alias is reported once
+    unique = {(p.pos, p.message): p for p in problems}
+    return sorted(unique.values(), key=lambda p: (p.pos.file, p.pos.line, p.pos.column))
 
 
 def load(source: str | bytes | Path | Mapping[str, Any]) -> Config:
@@ -80,7 +92,14 @@ def _is_path(source: str) -> bool:
 
 
 def _read_stdin() -> str:
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    """Standard input, up to `MAX_FILE_SIZE` bytes: more is refused without reading on."""
+    if hasattr(sys.stdin, "buffer"):
+        data = sys.stdin.buffer.read(MAX_FILE_SIZE + 1)
+    else:  # (a text stream put in its place, as tests do)
+        data = sys.stdin.read(MAX_FILE_SIZE + 1).encode()
+    if len(data) > MAX_FILE_SIZE:
+        raise ConfigError([Problem(Pos("<stdin>", 1, 1), f"standard input is larger than {_size(MAX_FILE_SIZE)}, "
+                                                         "the limit for a configuration")])
     text, problems = decode(data, "<stdin>")
     if problems:
         raise ConfigError(problems)
@@ -88,30 +107,84 @@ def _read_stdin() -> str:
 
 
 def load_path(path: Path) -> Config:
+    """A configuration from a file or a folder of files. Only regular files are read (not a
+    device like /dev/zero, a FIFO or a socket), each of at most `MAX_FILE_SIZE` bytes."""
     try:
-        if path.is_dir():
-            files = _folder_files(path)
-            if not files:
-                raise ConfigError([Problem(Pos(str(path), 1, 1), "no *.yaml or *.yml files in this folder")])
-        elif path.exists():
-            files = [path]
-        else:
-            raise ConfigError([Problem(Pos(str(path), 1, 1), "no such file or folder")])
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError([Problem(Pos(str(path), 1, 1), "no such file or folder")]) from None
     except OSError as error:
         raise ConfigError([Problem(Pos(str(path), 1, 1), f"cannot read: {error.strerror or error}")]) from None
-    documents = []
     problems: list[Problem] = []
-    for file in files:
+    if stat.S_ISDIR(info.st_mode):
         try:
-            data = file.read_bytes()
+            files, problems = _folder_entries(path)
         except OSError as error:
-            problems.append(Problem(Pos(str(file), 1, 1), f"cannot read: {error.strerror or error}"))
+            raise ConfigError([Problem(Pos(str(path), 1, 1), f"cannot read: {error.strerror or error}")]) from None
+        if not files and not problems:
+            raise ConfigError([Problem(Pos(str(path), 1, 1), "no *.yaml or *.yml files in this folder")])
+    elif stat.S_ISREG(info.st_mode):
+        files = [path]
+    else:
+        raise ConfigError([Problem(Pos(str(path), 1, 1), _not_regular(info.st_mode))])
+    documents = []
+    for file in files:
+        data, problem = _read_file(file)
+        if problem is not None:
+            problems.append(problem)
             continue
+        assert data is not None
         text, decode_problems = decode(data, str(file))
         problems += decode_problems
         if text is not None:
             documents.append((text, str(file)))
     return _load_documents(documents, problems, [str(f) for f in files])
+
+
+def _read_file(file: Path) -> tuple[bytes | None, Problem | None]:
+    """The bytes of a regular file of at most `MAX_FILE_SIZE` bytes, or why not. The file is
+    opened without blocking and checked once open, so that a FIFO put in its place between a
+    look and the read never hangs the loader."""
+    where = Pos(str(file), 1, 1)
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        return None, Problem(where, f"cannot read: {error.strerror or error}")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, Problem(where, _not_regular(info.st_mode))
+        if info.st_size > MAX_FILE_SIZE:
+            return None, Problem(where, _too_big(info.st_size))
+        chunks, size = [], 0
+        while size <= MAX_FILE_SIZE:  # (a file that grows meanwhile stops at the limit too)
+            chunk = os.read(fd, min(1 << 20, MAX_FILE_SIZE + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_SIZE:
+            return None, Problem(where, _too_big(size))
+        return b"".join(chunks), None
+    except OSError as error:
+        return None, Problem(where, f"cannot read: {error.strerror or error}")
+    finally:
+        os.close(fd)
+
+
+def _not_regular(mode: int) -> str:
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return f"{kind}, not a scenario file: give a regular *.yaml file or a folder of them"
+
+
+def _too_big(size: int) -> str:
+    return f"the file is larger than {_size(MAX_FILE_SIZE)}, the limit for a scenario file ({size:,} bytes)"
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MB" if count % (1024 * 1024) == 0 else f"{count:,} bytes"
 
 
 def load_text(text: str, name: str = "<string>") -> Config:
@@ -130,14 +203,29 @@ def load_bytes(data: bytes, name: str = "<bytes>") -> Config:
 def watched_files(path: Path) -> list[Path]:
     """The files a configuration at `path` is read from (for --watch)."""
     if path.is_dir():
-        return _folder_files(path)
+        files, problems = _folder_entries(path)
+        return sorted(files + [Path(p.pos.file) for p in problems])  # (a FIFO that appears counts too)
     return [path]
 
 
-def _folder_files(path: Path) -> list[Path]:
-    """A folder's scenario files in name order; hidden files (editor droppings) are skipped."""
-    return sorted(p for p in path.iterdir()
-                  if p.suffix in SCENARIO_SUFFIXES and not p.name.startswith(".") and p.is_file())
+def _folder_entries(path: Path) -> tuple[list[Path], list[Problem]]:
+    """A folder's scenario files in name order, and a problem for each `*.yaml` entry that is
+    neither a regular file nor a folder (a FIFO, a device, a broken link). Hidden files (editor
+    droppings), other names and sub-folders are skipped."""
+    files, problems = [], []
+    for entry in sorted(path.iterdir()):
+        if entry.suffix not in SCENARIO_SUFFIXES or entry.name.startswith("."):
+            continue
+        try:
+            mode = entry.stat().st_mode
+        except OSError as error:
+            problems.append(Problem(Pos(str(entry), 1, 1), f"cannot read: {error.strerror or error}"))
+            continue
+        if stat.S_ISREG(mode):
+            files.append(entry)
+        elif not stat.S_ISDIR(mode):
+            problems.append(Problem(Pos(str(entry), 1, 1), _not_regular(mode)))
+    return files, problems
 
 
 def _plain(value: Any) -> Any:
@@ -152,13 +240,20 @@ def _load_documents(documents: list[tuple[str, str]], problems: list[Problem] | 
                     names: list[str] | None = None) -> Config:
     checker = _Checker()
     checker.problems.extend(problems or ())
+    values = []
     for text, name in documents:
         value, parse_problems = parse(text, name)
         checker.problems.extend(parse_problems)
         checker.spoilt.update(p.pos for p in parse_problems)
         if value is not None:
             checker.document(value, name)
-    return checker.finish(names if names is not None else [name for _, name in documents])
+            if len(text) > BIG_DOCUMENT:
+                values.append(value)
+    try:
+        return checker.finish(names if names is not None else [name for _, name in documents])
+    finally:  # (the configuration keeps none of these: rules hold values of their own)
+        checker.rule_sources.clear()
+        release(*values)
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -169,6 +264,7 @@ _MISSING = object()
 class _Checker:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.settings: dict[str, tuple[Any, Pos]] = {}
         self.defaults = Behaviour()
         self.defaults_at: dict[str, Pos] = {}  # where each key of `defaults` was first set
@@ -185,6 +281,10 @@ class _Checker:
     def report(self, pos: Pos, message: str) -> None:
         if pos not in self.spoilt:
             self.problems.append(Problem(pos, message))
+
+    def warn(self, pos: Pos, message: str) -> None:
+        """Something that loads and works, but that the user should know about."""
+        self.warnings.append(Problem(pos, f"warning: {message}"))
 
     # the document --------------------------------------------------------------------------
 
@@ -321,7 +421,7 @@ class _Checker:
             if rule is not None:
                 self.rules.append(rule)
         if self.problems:
-            raise ConfigError(self.problems)
+            raise ConfigError(self.problems, self.warnings)
         settings = {name: value for name, (value, _) in self.settings.items()}
         cors = settings.get("cors")
         return Config(
@@ -334,6 +434,7 @@ class _Checker:
             models=tuple(settings.get("models") or ()),
             allowed_hosts=settings.get("allowed_hosts") or (),
             files=tuple(names),
+            warnings=tuple(_sorted(self.warnings)),
         )
 
     # a rule ------------------------------------------------------------------------------
@@ -526,12 +627,23 @@ class _Checker:
                 return None
         return TextMatch(matcher=matcher, content=content, threshold=threshold, pattern=pattern)
 
-    def regex(self, text: str, pos: Pos) -> re.Pattern[str] | None:
+    def regex(self, text: str, pos: Pos) -> regex.Pattern[str] | None:
+        """The pattern, in Python's `re` syntax (checked by `re`, whose messages these are),
+        compiled by the `regex` module, whose searches take a time budget (see matching.py)."""
         try:
-            return re.compile(text, re.IGNORECASE)
+            re.compile(text, re.IGNORECASE)
         except re.error as error:
             self.report(pos, f"bad regex {text!r}: {error}")
             return None
+        try:
+            pattern = regex.compile(text, regex.IGNORECASE)
+        except regex.error as error:  # (not seen: `re` refuses more than the regex module)
+            self.report(pos, f"bad regex {text!r}: {error}")
+            return None
+        risk = regexlint.risk(text)
+        if risk is not None:
+            self.warn(pos, f"regex {text!r} {risk}")
+        return pattern
 
     def threshold(self, raw: YMap) -> float | None:
         value = raw["threshold"]

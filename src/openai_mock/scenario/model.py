@@ -6,13 +6,13 @@ re-checks a scenario.
 
 from __future__ import annotations
 
-import re
 from difflib import SequenceMatcher
 from typing import Any
 
 import attrs
+import regex
 
-from .yamlsrc import Pos
+from .yamlsrc import Pos, Problem
 
 MATCHER_RANK = {"exact": 4, "regex": 3, "contains": 2, "fuzzy": 1, "any": 0}
 FAILURES = ("disconnect", "reset", "truncate", "hang", "malformed", "error_event")
@@ -31,13 +31,16 @@ class TextMatch:
     matcher: str = "exact"  # exact | contains | regex | fuzzy | any
     content: str | None = None
     threshold: float = 0.8
-    pattern: re.Pattern[str] | None = attrs.field(default=None, eq=False)
+    # compiled by the `regex` module (Python's `re` syntax), whose searches take a time budget
+    pattern: regex.Pattern[str] | None = attrs.field(default=None, eq=False)
 
     @property
     def rank(self) -> int:
         return MATCHER_RANK[self.matcher]
 
-    def test(self, text: str | None) -> bool:
+    def test(self, text: str | None, timeout: float | None = None) -> bool:
+        """Whether `text` passes. A regex search longer than `timeout` seconds raises
+        TimeoutError (None: no limit; 0 or less: only a search that needs no time passes)."""
         if self.matcher == "any" or self.content is None:
             return True
         text = text or ""
@@ -47,7 +50,10 @@ class TextMatch:
             return self.content.lower() in text.lower()
         if self.matcher == "regex":
             assert self.pattern is not None
-            return self.pattern.search(text) is not None
+            if timeout is None:
+                return self.pattern.search(text) is not None
+            # (the regex module reads a negative timeout as "none": the budget is spent)
+            return self.pattern.search(text, timeout=max(timeout, 0.0)) is not None
         return self.similarity(text) >= self.threshold
 
     def similarity(self, text: str) -> float:
@@ -196,6 +202,8 @@ class Config:
     defaults: Behaviour = Behaviour()
     models: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    # what loads and works but deserves a word: `FILE:LINE:COLUMN: warning: ...` (see `check`)
+    warnings: tuple[Problem, ...] = attrs.field(default=(), eq=False)
 
     def rule(self, rule_id: str) -> Rule | None:
         for rule in self.rules:

@@ -107,7 +107,7 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
 
 def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document. Returns (value, problems); value is None on a syntax error."""
-    bad = _NOT_PRINTABLE.search(text)
+    bad = _unprintable(text)
     if bad is not None:
         line = text.count("\n", 0, bad.start()) + 1
         column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
@@ -140,7 +140,51 @@ def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
                                                 "(through aliases); refusing to load it")]
     except RecursionError:
         return None, [Problem(_pos(file, node), "the document nests too deeply (or an alias refers to itself)")]
+    finally:
+        if len(text) > BIG_DOCUMENT:
+            release(node, loader.constructed_objects)
     return value, builder.problems
+
+
+# A document longer than this (in characters) is taken apart piece by piece once loaded.
+BIG_DOCUMENT = 1 << 20
+_SLICE = 1 << 18
+
+
+def _unprintable(text: str) -> re.Match[str] | None:
+    """The first character YAML does not allow, searched a slice at a time: a search is one
+    call that holds the GIL, and a 15 MB one would hold it (and the event loop, when a worker
+    thread loads a configuration for the server) for some 50 ms."""
+    for start in range(0, len(text), _SLICE):
+        bad = _NOT_PRINTABLE.search(text, start, start + _SLICE)
+        if bad is not None:
+            return bad
+    return None
+
+
+def release(*trees: Any) -> None:
+    """Free big trees (YAML nodes, mappings, lists) a branch at a time. Freed at once, the
+    million objects of a big document go in one call that holds the GIL for tens of
+    milliseconds; this loop lets other threads (the server's event loop) run in between."""
+    stack = list(trees)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (yaml.MappingNode, yaml.SequenceNode)):
+            item = item.value
+        if isinstance(item, dict):
+            while item:
+                key, child = item.popitem()
+                if isinstance(key, yaml.Node):
+                    stack.append(key)
+                if isinstance(child, (dict, list, tuple, yaml.MappingNode, yaml.SequenceNode)):
+                    stack.append(child)
+        elif isinstance(item, list):
+            while item:
+                child = item.pop()
+                if isinstance(child, (dict, list, tuple, yaml.MappingNode, yaml.SequenceNode)):
+                    stack.append(child)
+        elif isinstance(item, tuple):  # a mapping node's (key, value) pair
+            stack.extend(child for child in item if isinstance(child, (yaml.MappingNode, yaml.SequenceNode)))
 
 
 _MERGE = "tag:yaml.org,2002:merge"
