@@ -148,7 +148,8 @@ class MockServer:
     def requests(self, session: str | None = None) -> list[dict[str, Any]]:
         """The journal, oldest first (as GET /_mock/requests); all sessions unless one is named."""
         query = f"?session={urllib.parse.quote(session)}" if session else ""
-        return self._admin("GET", f"/_mock/requests{query}")["data"]
+        entries: list[dict[str, Any]] = self._admin("GET", f"/_mock/requests{query}")["data"]
+        return entries
 
     def reset(self, session: str | None = None) -> None:
         """Clear state and journal: everything, or one session's."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the server's modules load only when a test asks for the moc
     from .mockserver import MockServer, MockSession
 
 _HANDLE = pytest.StashKey["MockSession"]()
-_JOURNAL = pytest.StashKey[list]()
+_JOURNAL = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,7 +83,7 @@ def _snapshot(item: pytest.Item, handle: MockSession) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     if not report.failed or _HANDLE not in item.stash:

@@ -19,6 +19,7 @@ from .scenario import ConfigError, load_path, watched_files
 from .scenario.model import Config
 
 DEFAULT_PORT = 3000
+Stamp = tuple[tuple[str, int, int], ...]  # what --watch compares: (file, mtime in ns, size) each
 
 
 def bundled_scenarios() -> Path:
@@ -47,7 +48,7 @@ class Server:
         await self._rest.loaded()
         gc.freeze()
 
-    async def watch(self, path: Path, seen: tuple | None = None, interval: float = 0.25, *,
+    async def watch(self, path: Path, seen: Stamp | None = None, interval: float = 0.25, *,
                     settle: float = 0.1,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reload when a file of the configuration changes; keep serving the old one if the new
@@ -84,7 +85,7 @@ class Server:
                 self.log.message(str(warning))
 
 
-def stamp(path: Path) -> tuple:
+def stamp(path: Path) -> Stamp:
     """What --watch compares: each file's name, modification time and size."""
     stamps = []
     for file in watched_files(path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from .conversation import Conversation
+from .scenario.model import ToolCall
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
 
@@ -30,7 +31,7 @@ def prompt_tokens(conversation: Conversation) -> int:
     return total
 
 
-def completion_tokens(content: str | None, tool_calls: tuple = ()) -> int:
+def completion_tokens(content: str | None, tool_calls: tuple[ToolCall, ...] = ()) -> int:
     total = count(content)
     for call in tool_calls:
         total += count(call.name) + count(call.arguments) + 3

@@ -28,7 +28,10 @@ from .state import MockState
 
 def quart_response(reply: executor.HTTPReply) -> Response:
     assert reply.stream is None  # (streams are the router's)
-    return Response(reply.body, status=reply.status, headers=reply.headers)
+    response = Response(reply.body, status=reply.status)
+    for name, value in reply.headers:
+        response.headers.add(name, value)
+    return response
 
 
 def create_app(state: MockState) -> QuartTrio:
@@ -41,7 +44,8 @@ def create_app(state: MockState) -> QuartTrio:
         """This request's exchange (made up when it was refused before `begin` ran)."""
         if "exchange" not in g:
             g.exchange = common.Exchange(method=request.method, path=request.path, session="default")
-        return g.exchange
+        made: common.Exchange = g.exchange
+        return made
 
     def fail(spec: ErrorSpec, headers: Any = ()) -> Response:
         return quart_response(common.error_reply(exchange(), spec, headers))
@@ -110,6 +114,7 @@ def create_app(state: MockState) -> QuartTrio:
     @app.put("/_mock/scenarios")
     async def replace_scenarios() -> Response:
         raw = await request.get_data(cache=False)  # (read by `begin`: this takes it from the cache)
+        assert isinstance(raw, bytes)
 
         def load() -> tuple[Config | None, executor.HTTPReply]:
             try:

@@ -10,11 +10,11 @@ milliseconds at most.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from .asgi import Receive, Scope, Send
 from .state import MockState
 
 APP_MODULE = "openai_mock.http.admin"
@@ -43,8 +43,7 @@ class DeferredApp:
         """Return once the Quart app serves."""
         await self._ready.wait()
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()

@@ -15,24 +15,22 @@ answered: the answer is cancelled when the client goes, which the executor recor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from ..plan import Plan
 from ..requests.checks import Invalid, json_body
+from ..scenario.model import ErrorSpec
 from . import common, executor
 from .access import is_admin
+from .asgi import ASGIApp, Receive, Scope, Send
 from .endpoints import Endpoint, route
 from .transport import CONNECTION
 
 if TYPE_CHECKING:
     from .state import MockState
 
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 
 class Router:
@@ -43,7 +41,7 @@ class Router:
         self.state = state
         self.admin = admin
 
-    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_admin(scope["path"]):
             await self.admin(scope, receive, send)
             return
@@ -67,8 +65,8 @@ class Router:
             self.state.log.errors.exception("internal error", exc_info=error)
             await self._send(scope, send, common.error_reply(exchange, common.internal(error)), exchange, origin)
 
-    async def _answer(self, scope: dict, receive: Receive, headers: dict[str, str], exchange: common.Exchange,
-                      refusal: Any) -> executor.HTTPReply | tuple[Endpoint, Plan]:
+    async def _answer(self, scope: Scope, receive: Receive, headers: dict[str, str], exchange: common.Exchange,
+                      refusal: ErrorSpec | None) -> executor.HTTPReply | tuple[Endpoint, Plan]:
         """The reply, or (the endpoint, the plan to carry out) when rules answer."""
         method, path = scope["method"], scope["path"]
         # read even a body that is refused: one left unread would close the connection
@@ -95,13 +93,13 @@ class Router:
                 exchange.entry.body = body
             if endpoint.answer is not None:
                 return endpoint.answer(self.state, exchange, body, param)
-            assert endpoint.read is not None
+            assert endpoint.read is not None and body is not None  # (rules answer endpoints with a body)
             request = endpoint.read(body, exchange.session)
         except Invalid as refused:
             return common.error_reply(exchange, refused.spec)
         return endpoint, self.state.engine.plan(request, exchange.seed)
 
-    async def _carry_out(self, scope: dict, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
+    async def _carry_out(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
                          exchange: common.Exchange, origin: str | None) -> None:
         if not _waits(plan):  # answered at once: nothing to cancel
             await self._send(scope, send, await self._execute(scope, endpoint, plan, exchange), exchange, origin)
@@ -112,7 +110,7 @@ class Router:
             await self._send(scope, send, reply, exchange, origin)
             nursery.cancel_scope.cancel()  # the disconnect watcher's work is done
 
-    async def _execute(self, scope: dict, endpoint: Endpoint, plan: Plan,
+    async def _execute(self, scope: Scope, endpoint: Endpoint, plan: Plan,
                        exchange: common.Exchange) -> executor.HTTPReply:
         assert exchange.entry is not None and endpoint.encoder is not None
         connection = scope.get("state", {}).get(CONNECTION)
@@ -120,7 +118,7 @@ class Router:
         return await executor.respond(plan, endpoint.encoder, connection, exchange.entry, self.state.journal,
                                       direct=chunked)
 
-    async def _send(self, scope: dict, send: Send, reply: executor.HTTPReply, exchange: common.Exchange,
+    async def _send(self, scope: Scope, send: Send, reply: executor.HTTPReply, exchange: common.Exchange,
                     origin: str | None) -> None:
         common.close(self.state, exchange, reply.status)
         headers = reply.headers + common.response_headers(self.state.config, exchange, origin)
@@ -145,7 +143,7 @@ class Router:
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def _local(scope: dict) -> str | None:
+def _local(scope: Scope) -> str | None:
     """The address the connection arrived at."""
     server = scope.get("server")
     return server[0] if server else None

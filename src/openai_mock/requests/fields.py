@@ -37,22 +37,28 @@ class Fields:
         return value
 
     def string(self, name: str, default: str | None = None) -> str | None:
-        return self.get(name, Str(), default)
+        value: str | None = self.get(name, Str(), default)
+        return value
 
     def boolean(self, name: str, default: bool = False) -> bool:
-        return self.get(name, Bool(), default)
+        value: bool = self.get(name, Bool(), default)
+        return value
 
     def integer(self, name: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
-        return self.get(name, Int(minimum, maximum))
+        value: int | None = self.get(name, Int(minimum, maximum))
+        return value
 
     def number(self, name: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
-        return self.get(name, Num(minimum, maximum))
+        value: float | None = self.get(name, Num(minimum, maximum))
+        return value
 
     def mapping(self, name: str) -> dict[str, Any] | None:
-        return self.get(name, Obj())
+        value: dict[str, Any] | None = self.get(name, Obj())
+        return value
 
     def array(self, name: str) -> list[Any] | None:
-        return self.get(name, Arr())
+        value: list[Any] | None = self.get(name, Arr())
+        return value
 
     def required(self, name: str) -> Any:
         value = self.body.get(name)
