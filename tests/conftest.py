@@ -265,3 +265,69 @@ def failure_rules(reply: str) -> str:
 
 def chat_body(text: str, stream: bool = True, **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], "stream": stream, **extra}
+
+
+# --- a real Redis, for the tests of shared state ----------------------------------------------
+
+REDIS_REQUIRED = os.environ.get("OPENAI_MOCK_REQUIRE_REDIS") == "1"  # .ci/run: missing is a failure
+
+
+def _redis_server_binary() -> str | None:
+    """Debian's redis-server, installed when it is missing and this session may (as root with apt)."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found or not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-q", "redis-server"], capture_output=True, timeout=600)
+    return shutil.which("redis-server")
+
+
+class RedisServer:
+    """A redis-server of the test session's own, on a free loopback port, without persistence."""
+
+    def __init__(self, binary: str):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._binary = binary
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        self.process = subprocess.Popen(
+            [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    binary = _redis_server_binary()
+    if binary is None:
+        message = "redis-server is not installed (Debian: apt-get install redis-server) and could not be installed"
+        if REDIS_REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(binary)
+    yield server
+    server.stop()

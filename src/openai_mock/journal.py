@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -10,6 +12,9 @@ from typing import Any
 import attrs
 
 LIMIT = 10_000  # the oldest entries go first beyond this
+# an entry's key: unique among every process and machine that share a store (request ids are
+# not: with a `seed` they repeat after a reset)
+_KEYS = (f"{os.urandom(6).hex()}{n:x}" for n in itertools.count())
 
 
 @attrs.define
@@ -29,6 +34,7 @@ class Entry:
     body: Any = None  # the request's JSON body
     error: str | None = None  # the error message, when the response was an error
     started: float = attrs.field(factory=time.perf_counter, repr=False)
+    key: str = attrs.field(factory=lambda: next(_KEYS), repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
