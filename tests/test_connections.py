@@ -19,7 +19,7 @@ import pytest
 from conftest import FAILURE_KINDS, RunningServer, failure_rules
 
 from openai_mock import MockServer
-from openai_mock.http import transport
+from openai_mock.http.transport import tcpserver
 
 RULES = """
 responses:
@@ -96,7 +96,7 @@ def test_connections_the_clients_close_are_closed_at_once(fresh_server):
 
 
 def test_idle_connections_close_after_the_keep_alive_timeout(monkeypatch):
-    monkeypatch.setattr(transport, "KEEP_ALIVE_TIMEOUT", 0.5)
+    monkeypatch.setattr(tcpserver, "KEEP_ALIVE_TIMEOUT", 0.5)
     with MockServer(RULES) as mock:
         sock = socket.create_connection(("127.0.0.1", mock.port), timeout=10)
         with sock:
@@ -111,7 +111,7 @@ def test_idle_connections_close_after_the_keep_alive_timeout(monkeypatch):
 
 
 def test_a_stream_longer_than_the_keep_alive_timeout_is_not_cut(monkeypatch):
-    monkeypatch.setattr(transport, "KEEP_ALIVE_TIMEOUT", 0.3)
+    monkeypatch.setattr(tcpserver, "KEEP_ALIVE_TIMEOUT", 0.3)
     with MockServer(RULES) as mock:
         sock = socket.create_connection(("127.0.0.1", mock.port), timeout=10)
         with sock:

@@ -1,0 +1,107 @@
+"""The connection a request sees: what it can do to its client's TCP connection from inside ASGI.
+
+Its own module because it is the transport's interface to the rest of the project (the
+executor uses `drop`, `reset`, `send_chunk` and `corked`, the router finds it under
+`CONNECTION` in the scope's state); how the server behind it works is `tcpserver.py`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import socket
+import struct
+import termios
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import trio
+from hypercorn.events import RawData
+
+if TYPE_CHECKING:
+    from .tcpserver import TCPServer
+
+CONNECTION = "openai_mock.connection"  # the key of the `Connection` in an ASGI scope's "state"
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked HTTP/1.1 body, exactly as h11 frames it
+    (tests/test_transport_contract.py compares the two)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+class Connection:
+    """One client TCP connection: the faults that happen below HTTP, and a short way for the
+    chunks of a streamed body."""
+
+    def __init__(self, server: TCPServer, sock: socket.socket):
+        self._server = server
+        self._sock = sock  # the stdlib socket under hypercorn's trio stream: the same file descriptor
+
+    async def send_chunk(self, data: bytes) -> None:
+        """Send `data` as one chunk of a chunked HTTP/1.1 body, framed exactly as h11 frames it.
+        Streams spend most of their time here, so the usual case is one non-blocking send()
+        and nothing else; whatever does not fit at once (or fails) goes through hypercorn's own
+        writer, with its lock and its handling of a client that has gone.
+        Only valid between the response's headers and its end, on a chunked response."""
+        if not data:
+            return  # an empty chunk would end the body
+        frame = chunk(data)
+        if not self._server.send_lock.locked():
+            try:
+                sent = self._sock.send(frame)
+            except OSError:  # EAGAIN, or a broken connection: hypercorn's writer sorts it out
+                sent = 0
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        await self._server.protocol_send(RawData(data=frame))
+
+    @contextlib.asynccontextmanager
+    async def corked(self) -> AsyncIterator[None]:
+        """Gather what is written inside into one send(): a whole response (head and body) then
+        leaves in one write and reaches the client in one wake-up."""
+        server = self._server
+        if server.corked is not None:  # already corked: the outer block sends
+            yield
+            return
+        server.corked = []
+        try:
+            yield
+        finally:
+            gathered, server.corked = server.corked, None
+            await server.write(b"".join(gathered))
+
+    def drop(self) -> None:
+        """Close the connection where it stands: FIN, after whatever was already sent."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already gone
+
+    async def reset(self) -> None:
+        """Abort the connection with a TCP RST, once what was sent has left (an RST discards
+        unsent data, and the client must see every chunk before the fault)."""
+        with trio.move_on_after(0.2):
+            while self._unsent() > 0:  # noqa: ASYNC110 - polling kernel state, no event to wait on
+                await trio.sleep(0.002)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            return
+        trio.lowlevel.notify_closing(self._sock)  # tasks waiting on it wake with ClosedResourceError
+        self._sock.close()
+
+    def _unsent(self) -> int:
+        return queued(self._sock, termios.TIOCOUTQ) or 0
+
+
+def queued(sock: socket.socket, request: int) -> int | None:
+    """Bytes in one of the socket's kernel queues: `termios.TIOCOUTQ` (written, not yet sent)
+    or `termios.FIONREAD` (received, not yet read); None if the kernel cannot say (closed)."""
+    try:
+        buf = fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0")
+    except OSError:
+        return None
+    count: int = struct.unpack("i", buf)[0]
+    return count

@@ -1,0 +1,195 @@
+"""hypercorn's trio connection handler, changed where it costs or loses answers: how bytes are
+written, how the keep-alive timeout is kept, how a connection is closed.
+
+Its own module because it is the one place that subclasses hypercorn's private `TCPServer`.
+What it relies on, all checked by name and signature in tests/test_transport_contract.py:
+- `TCPServer.__init__(app, config, context, state, stream)` and `run()`, which calls
+  `self._read_data()` (replaced: the lingering close), passes `self.protocol_send` to the
+  protocol (replaced: direct and corked writes, the lingering close) and calls
+  `self.idle_task.restart(self._task_group, action)` and `.stop()` (replaced: `IdleTimer`);
+- `TCPServer.protocol_send` itself (its writer, with its lock and its handling of a client
+  that has gone), `send_lock` (held while that writer writes), `protocol` (`handle(event)`,
+  and `protocol.protocol.connection`, the h11 connection of an HTTP/1 client) and `MAX_RECV`;
+- the task group's `spawn` and the events `RawData` and `Closed` (hypercorn's own interfaces).
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import termios
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import h11
+import trio
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.trio import tcp_server
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, LifespanState, TaskGroup
+
+from .connection import CONNECTION, Connection, queued
+
+LINGER_SECONDS = 2.0  # how long a closed connection still reads what its client sends
+KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (SDKs pool them)
+
+
+class TCPServer(tcp_server.TCPServer):
+    """hypercorn's connection handler, plus: the `Connection` in each request's scope; writes
+    straight to the socket (`write`) and gathered while corked; one idle-timeout task per
+    connection (`IdleTimer`); and a lingering close (`_close_lingering`)."""
+
+    def __init__(self, app: AppWrapper, config: Config, context: WorkerContext, state: LifespanState,
+                 sock: socket.socket):
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        # hypercorn annotates `stream` as an SSLStream, but `run` serves a plain one as well
+        super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)},
+                         stream)  # type: ignore[arg-type]
+        self._idle = IdleTimer(self, KEEP_ALIVE_TIMEOUT)
+        # hypercorn only calls `restart` and `stop` on it, which `IdleTimer` has
+        self.idle_task = self._idle  # type: ignore[assignment]
+        self._stream = stream  # the same object as hypercorn's `self.stream`, with its real type
+        self._sock = sock
+        self.corked: list[bytes] | None = None
+        self._closing = False
+        self._reading = trio.CancelScope()  # hypercorn's read_timeout is off: no deadline until closing
+
+    async def protocol_send(self, event: Event) -> None:
+        """What hypercorn writes, and its connection events. While corked (`Connection.corked`),
+        bytes are gathered, to go out together; anything else first sends what was gathered."""
+        if type(event) is RawData:
+            if self.corked is not None:
+                self.corked.append(event.data)
+            else:
+                await self.write(event.data)
+            return
+        if self.corked:
+            gathered = b"".join(self.corked)
+            self.corked.clear()
+            await self.write(gathered)
+        if type(event) is Closed and not self._closing:
+            await self._close_lingering()
+        else:
+            await super().protocol_send(event)
+
+    async def write(self, data: bytes) -> None:
+        """One non-blocking send() when nothing else is being written, as `Connection.send_chunk`
+        does; only what does not fit at once (or a failed send) takes hypercorn's writer, with its
+        lock and its handling of a client that has gone. (h11 asks for an empty write at the end
+        of a body of known length: nothing to do.)"""
+        if not data:
+            return
+        if not self.send_lock.locked():
+            try:
+                sent = self._sock.send(data)
+            except OSError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        # Shielded: h11 has framed these bytes, so they must go out whole. The task writing may
+        # already be cancelled: hypercorn tells the app that its exchange is over (an ASGI
+        # "disconnect", on which quart-trio and our router cancel the request's task) before
+        # it reports the connection's next state, and what was corked is only written then.
+        with trio.CancelScope(shield=True):
+            await super().protocol_send(RawData(data=data))
+
+    async def _close_lingering(self) -> None:
+        """Close the connection hypercorn is done with: after an answer to `Connection: close` or
+        to HTTP/1.0, after an error, or after answering a request whose body it did not read (a
+        413). It runs in the task that sent the answer, which may already be cancelled (see
+        `write`): the FIN is shielded, else nothing would ever close the connection.
+        If the client has sent its last request whole and nothing after it, the socket closes at
+        once. Otherwise closing it with unread data in it would send an RST, and a client that
+        has not yet read the answer would lose it (the SDK then sees a dropped connection instead
+        of a 413, and retries): so after the FIN, keep reading (and discarding) until the client
+        closes or LINGER_SECONDS pass, then close."""
+        self._closing = True
+        with trio.CancelScope(shield=True):
+            async with self.send_lock:  # after anything hypercorn's writer still has to send
+                try:
+                    await self._stream.send_eof()
+                except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError):
+                    pass
+        if self._nothing_unread():
+            self._reading.cancel()  # the read loop ends, and `run` closes the socket
+        else:
+            self._reading.deadline = trio.current_time() + LINGER_SECONDS
+        await self.protocol.handle(Closed())
+
+    def _nothing_unread(self) -> bool:
+        """Whether the client's last request was read whole and nothing came after it: h11 says
+        the client may send nothing more (its request said `Connection: close`, or was HTTP/1.0,
+        or our answer did), and neither h11's buffer nor the kernel's holds a byte."""
+        connection = getattr(self.protocol.protocol, "connection", None)  # None: HTTP/2
+        if not isinstance(connection, h11.Connection) or connection.their_state is not h11.MUST_CLOSE:
+            return False
+        if connection.trailing_data[0]:
+            return False
+        if self._sock.fileno() < 0:  # already closed (a `reset` fault)
+            return True
+        return queued(self._sock, termios.FIONREAD) == 0
+
+    async def _read_data(self) -> None:
+        """hypercorn's read loop, but what comes after we closed is discarded (see above)."""
+        with self._reading:
+            while True:
+                try:
+                    data = await self._stream.receive_some(tcp_server.MAX_RECV)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    break
+                if self._closing:
+                    if not data:
+                        break
+                    continue
+                await self.protocol.handle(RawData(bytes(data)))
+                if not data:
+                    break
+        await self.protocol.handle(Closed())
+        self._idle.finish()  # the client has closed: nothing to wait for
+
+    async def close_idle(self) -> None:
+        """Close a connection idle for too long, as hypercorn's own timeout does: the protocol
+        learns that the connection is closed, then the socket is."""
+        await self.protocol.handle(Closed())
+        await self._stream.aclose()
+
+
+class IdleTimer:
+    """hypercorn's keep-alive timeout (close a connection idle for `timeout` seconds between
+    requests), as one task per connection whose deadline moves. hypercorn's own starts a new
+    task each time the connection turns idle and cancels it when a request comes, a good part
+    of the scheduling work of a short request; and a connection the client closed while idle
+    stayed open on our side (CLOSE-WAIT) until the timeout ran out.
+    It stands in for hypercorn's `TrioSingleTask`: the same `restart` and `stop`."""
+
+    def __init__(self, server: TCPServer, timeout: float):
+        self._server = server
+        self._timeout = timeout
+        self._scope = trio.CancelScope(deadline=math.inf)
+        self._started = False
+        self._finished = False
+
+    async def restart(self, task_group: TaskGroup, action: Callable[..., Awaitable[Any]]) -> None:
+        """The connection is idle: close it after the timeout. (`action` is hypercorn's own
+        timeout, which this replaces.)"""
+        self._scope.deadline = trio.current_time() + self._timeout
+        if not self._started:
+            self._started = True
+            task_group.spawn(self._watch)
+
+    async def stop(self) -> None:
+        """A request came: no timeout while it is answered."""
+        self._scope.deadline = math.inf
+
+    def finish(self) -> None:
+        self._finished = True
+        self._scope.cancel()
+
+    async def _watch(self) -> None:
+        with self._scope:
+            await trio.sleep_forever()
+        if not self._finished:  # idle for too long
+            with trio.CancelScope(shield=True):
+                await self._server.close_idle()
