@@ -15,8 +15,8 @@ the kind's name:
 
 The journal names a failed response's outcome `failed:<name>` (`Failure.outcome`). The encoders
 build the tail (`wire/sse.py`); the executor (`http/executor.py`) waits, sends and cuts. A new
-kind that combines these answers differently is one row here; a new tail is one branch in
-`wire/sse.py`, a new cut one action of the executor's connection.
+kind that combines these answers differently is one row here; a new tail is one more `Tail`
+and its branch in `wire/sse.py`; a new cut, one more `Cut` and the executor's connection action.
 """
 
 from __future__ import annotations
