@@ -13,13 +13,15 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
-from . import tokens
+from . import failures, tokens
 from .conversation import Conversation, Message, join_tool_calls
+from .failures import Failure
 from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
+from .options import Options
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
 from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
 
@@ -39,7 +41,7 @@ class Request:
     previous_response_id: str | None = None  # responses: continue a stored conversation
     instructions: str | None = None  # responses: a system message, never carried over
     store: bool = False  # responses: keep this one for previous_response_id
-    options: Any = None  # the endpoint's own options, passed through to its encoder
+    options: Options | None = None  # the endpoint's own options, passed through to its encoder
 
 
 @attrs.frozen
@@ -49,7 +51,6 @@ class Stored:
     plan: Plan
     history: Conversation  # every turn so far, this reply included, without instructions
     instructions: str | None
-    previous_response_id: str | None = None
 
 
 class Engine:
@@ -107,20 +108,20 @@ class Engine:
 
     def plan(self, request: Request, seed: int) -> Plan:
         """What happens to `request`; `seed` is this request's (see `request_seed`)."""
-        base = dict(request_id=request_id(seed), seed=seed, stream=request.stream,
-                    created=int(self.clock()), model=request.model, options=request.options)
+        head = _Head(request_id=request_id(seed), seed=seed, stream=request.stream, created=int(self.clock()),
+                     model=request.model, options=request.options)
         if request.endpoint == "moderations":
-            return self._moderate(request, base)
+            return self._moderate(request, head)
         conversation, history, error = self._conversation(request)
         if error is not None:
-            return Plan(error=error, **base)
+            return head.error(error)
         found = match(self._generation_rules, conversation)
         if isinstance(found, NoMatch):
-            return Plan(error=ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
-                                        code="no_matching_rule"), **base)
+            return head.error(ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
+                                        code="no_matching_rule"))
         if isinstance(found, RegexTimeout):
-            return Plan(error=_regex_timeout(found), **base)
-        plan = self._plan_reply(found, request, conversation, base)
+            return head.error(_regex_timeout(found))
+        plan = self._plan_reply(found, request, conversation, head)
         if request.endpoint == "responses" and request.store and plan.error is None:
             self._store(request, plan, history)
         return plan
@@ -179,14 +180,18 @@ class Engine:
         step = count % len(rule.steps) if rule.cycle else min(count, len(rule.steps) - 1)
         return rule.steps[step].over(rule.behaviour), step
 
-    def _plan_reply(self, found: Match, request: Request, conversation: Conversation, base: dict) -> Plan:
+    def _plan_reply(self, found: Match, request: Request, conversation: Conversation, head: _Head) -> Plan:
         rule = found.rule
         assert found.reply is not None
         behaviour, step = self._step(rule, request.session)
-        fields = self._content(rule.response, found.reply, request, conversation, base)
-        return Plan(rule_id=rule.id, step=step, **fields, **_behaviour_fields(behaviour, request.stream, base["seed"]))
+        conduct = _conduct(behaviour, request.stream, head.seed)
+        fields = self._content(rule.response, found.reply, request, conversation, head.fields())
+        # (the one splat left: `_content`'s fields, which the response's parsed value replaces)
+        return Plan(**fields, rule_id=rule.id, step=step, timing=conduct.timing, headers=conduct.headers,
+                    chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
+                    fail_after=conduct.fail_after, stream_error=conduct.stream_error)
 
-    def _moderate(self, request: Request, base: dict) -> Plan:
+    def _moderate(self, request: Request, head: _Head) -> Plan:
         """Each input is matched on its own; `response` holds, per input, the moderation of the
         rule that matched it (None: not flagged). The first matching rule sets the behaviour."""
         verdicts, first = [], None
@@ -194,20 +199,23 @@ class Engine:
         for number, message in enumerate(request.conversation, 1):
             found = match(self._moderation_rules, (message,), budget)
             if isinstance(found, RegexTimeout):
-                return Plan(error=_regex_timeout(attrs.evolve(found, number=number)), **base)
+                return head.error(_regex_timeout(attrs.evolve(found, number=number)))
             verdicts.append(found.rule.moderation if isinstance(found, Match) else None)
             if first is None and isinstance(found, Match):
                 first = found.rule
-        plan = Plan(id=ID_PREFIX["moderations"] + token(base["seed"], "id", ID_LENGTH["moderations"], HEX),
-                    response=tuple(verdicts), **base)
-        if first is None:
-            return plan
-        behaviour, step = self._step(first, request.session)
-        return attrs.evolve(plan, rule_id=first.id, step=step,
-                            **_behaviour_fields(behaviour, request.stream, base["seed"]))
+        rule_id, step, conduct = None, None, _Conduct()
+        if first is not None:
+            behaviour, step = self._step(first, request.session)
+            rule_id, conduct = first.id, _conduct(behaviour, request.stream, head.seed)
+        return Plan(request_id=head.request_id, seed=head.seed, stream=head.stream, created=head.created,
+                    model=head.model, options=head.options, rule_id=rule_id, step=step,
+                    id=ID_PREFIX["moderations"] + token(head.seed, "id", ID_LENGTH["moderations"], HEX),
+                    response=tuple(verdicts), timing=conduct.timing, headers=conduct.headers,
+                    chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
+                    fail_after=conduct.fail_after, stream_error=conduct.stream_error)
 
     def _content(self, response: Any, reply: Reply, request: Request, conversation: Conversation,
-                 base: dict) -> dict[str, Any]:
+                 base: dict[str, Any]) -> dict[str, Any]:
         """The Plan's fields for the reply's content: its id, the usage, a `response:` given as is."""
         prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
         alphabet = HEX if request.endpoint == "responses" else ALNUM
@@ -236,9 +244,7 @@ class Engine:
         for call, call_id in zip(plan.reply.tool_calls, call_ids):
             items[call_id] = (plan.id, Message(role="assistant", tool_calls=(call,)))
         self._stored[request.session][plan.id] = Stored(
-            plan=plan, history=history + (reply,), instructions=request.instructions,
-            previous_response_id=request.previous_response_id,
-        )
+            plan=plan, history=history + (reply,), instructions=request.instructions)
 
 
 def _regex_timeout(found: RegexTimeout) -> ErrorSpec:
@@ -263,21 +269,53 @@ def request_id(seed: int) -> str:
     return "req_" + token(seed, "request", 32, HEX)
 
 
-def _behaviour_fields(b: Behaviour, stream: bool, seed: int) -> dict[str, Any]:
+class _Head(NamedTuple):  # (a tuple: made for every request, and faster to make than attrs' frozen classes)
+    """What every plan of a request starts from."""
+
+    request_id: str
+    seed: int
+    stream: bool
+    created: int
+    model: str
+    options: Options | None
+
+    def error(self, spec: ErrorSpec) -> Plan:
+        """The plan of an HTTP error sent instead of a reply."""
+        return Plan(request_id=self.request_id, seed=self.seed, stream=self.stream, created=self.created,
+                    model=self.model, options=self.options, error=spec)
+
+    def fields(self) -> dict[str, Any]:
+        """These, as the Plan's fields by name (for `Engine._content`)."""
+        return {"request_id": self.request_id, "seed": self.seed, "stream": self.stream, "created": self.created,
+                "model": self.model, "options": self.options}
+
+
+class _Conduct(NamedTuple):
+    """What a behaviour makes of a plan: its waits, its headers and chunking, and how it ends."""
+
+    timing: Timing = Timing()
+    headers: tuple[tuple[str, str], ...] = ()
+    chunking: str | int = "word"
+    error: ErrorSpec | None = None  # sent instead of the reply
+    failure: Failure | None = None
+    fail_after: int | None = None
+    stream_error: ErrorSpec | None = None  # the payload of a failure that carries an error
+
+
+def _conduct(b: Behaviour, stream: bool, seed: int) -> _Conduct:
     timing = Timing(latency_ms=b.latency_ms or 0.0, first_chunk_delay_ms=b.first_chunk_delay_ms or 0.0,
                     delay_ms=b.delay_ms or 0.0, jitter_ms=b.jitter_ms or 0.0, hang_ms=b.hang_ms, seed=seed)
-    fields: dict[str, Any] = dict(timing=timing, headers=b.headers or (), chunking=b.chunking or "word")
-    failure = b.failure
-    if failure is None and b.fail_after_chunks is not None:
-        failure = "disconnect"  # the documented default
-    if failure == "error_event":
-        if stream:
-            fields.update(failure=failure, fail_after=b.fail_after_chunks,
-                          stream_error=b.error or ErrorSpec(status=500))
-        else:  # no stream to carry the event: the error arrives as an HTTP error
-            fields["error"] = b.error or ErrorSpec(status=500)
-    elif b.error is not None:
-        fields["error"] = b.error
-    elif failure is not None:
-        fields.update(failure=failure, fail_after=b.fail_after_chunks if stream else None)
-    return fields
+    headers, chunking = b.headers or (), b.chunking or "word"
+    failure = failures.KINDS[b.failure] if b.failure is not None else (
+        failures.DEFAULT if b.fail_after_chunks is not None else None)
+    if failure is not None and failure.carries_error:
+        spec = b.error or ErrorSpec(status=500)
+        if not stream:  # no stream to carry the error: it arrives as an HTTP error
+            return _Conduct(timing, headers, chunking, error=spec)
+        return _Conduct(timing, headers, chunking, failure=failure, fail_after=b.fail_after_chunks,
+                        stream_error=spec)
+    if b.error is not None:
+        return _Conduct(timing, headers, chunking, error=b.error)
+    if failure is not None:
+        return _Conduct(timing, headers, chunking, failure=failure, fail_after=b.fail_after_chunks if stream else None)
+    return _Conduct(timing, headers, chunking)

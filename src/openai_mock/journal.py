@@ -7,14 +7,21 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import attrs
+
+from .failures import Failure
 
 LIMIT = 10_000  # the oldest entries go first beyond this
 # an entry's key: unique among every process and machine that share a store (request ids are
 # not: with a `seed` they repeat after a reset)
 _KEYS = (f"{os.urandom(6).hex()}{n:x}" for n in itertools.count())
+# how a request ended (`Entry.outcome`), besides `Failure.outcome` (failed:<name>) for a failure
+COMPLETED = "completed"
+ERROR = "error"  # answered with an HTTP error
+CLIENT_DISCONNECTED = "client_disconnected"  # the client left before the answer was complete
 
 
 @attrs.define
@@ -29,12 +36,13 @@ class Entry:
     step: int | None = None
     status: int | None = None
     chunks_sent: int = 0
-    outcome: str | None = None  # completed | failed:<failure> | client_disconnected | error
+    outcome: str | None = None  # COMPLETED | ERROR | CLIENT_DISCONNECTED | a Failure's failed:<name>
     duration_ms: float | None = None
     body: Any = None  # the request's JSON body
     error: str | None = None  # the error message, when the response was an error
     started: float = attrs.field(factory=time.perf_counter, repr=False)
     key: str = attrs.field(factory=lambda: next(_KEYS), repr=False)
+    started: float = attrs.field(factory=perf_counter, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,9 +68,13 @@ class Journal:
         if entry.duration_ms is not None:
             return
         entry.outcome = outcome
-        entry.duration_ms = round((time.perf_counter() - entry.started) * 1000, 3)
+        entry.duration_ms = round((perf_counter() - entry.started) * 1000, 3)
         if self.on_finish is not None:
             self.on_finish(entry)
+
+    def fail(self, entry: Entry, failure: Failure) -> None:
+        """Record that `entry` ended with `failure` (unless it had ended already)."""
+        self.finish(entry, failure.outcome)
 
     def entries(self, session: str | None = None) -> list[dict[str, Any]]:
         return [e.as_json() for e in self._entries if session is None or e.session == session]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import TextIO
 
-from .journal import Entry
+from .journal import COMPLETED, ERROR, Entry
 
 
 class RequestLog:
@@ -51,7 +50,7 @@ class RequestLog:
             detail += f" session={entry.session}"
         if entry.stream:
             detail += f" stream chunks={entry.chunks_sent}"
-        if entry.outcome not in ("completed", "error"):
+        if entry.outcome not in (COMPLETED, ERROR):
             detail += f" {entry.outcome}"
         if entry.error and entry.rule_id is None:
             detail += f"  {entry.error}"
@@ -60,7 +59,3 @@ class RequestLog:
 
 def _now() -> str:
     return time.strftime("%H:%M:%S")
-
-
-def stderr_log(verbose: bool) -> RequestLog:
-    return RequestLog(sys.stderr, verbose)

@@ -9,15 +9,19 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
+from .failures import Failure
+from .options import ChatOptions, CompletionOptions, ModerationOptions, Options, ResponsesOptions
 from .scenario.model import ErrorSpec, Reply
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 ITEM_ID_LENGTH = 48  # Responses API output items: msg_ and fc_ then 48 hex digits
+
+AnOptions = TypeVar("AnOptions", ChatOptions, CompletionOptions, ModerationOptions, ResponsesOptions)
 
 
 _TABLES: dict[str, bytes] = {}
@@ -75,7 +79,7 @@ class Timing:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
-    given: Any = None  # a usage object from the scenario, served as given
+    given: dict[str, Any] | None = None  # a usage object from the scenario, served as given
 
     @property
     def total_tokens(self) -> int:
@@ -102,11 +106,19 @@ class Plan:
     # matching rule's Moderation, or None when no rule matched it
     response: Any = None
     chunking: str | int = "word"
-    # how it ends
+    # how it ends: a failure after `fail_after` chunks (None: with nothing let through)
     fail_after: int | None = None
-    failure: str | None = None
-    stream_error: ErrorSpec | None = None  # the payload of failure: error_event
-    options: Any = None  # the endpoint's own request options (include_usage, instructions, ...)
+    failure: Failure | None = None
+    stream_error: ErrorSpec | None = None  # the payload of a failure that carries an error
+    # the endpoint's own request options (include_usage, instructions, ...); None only in a plan
+    # that answers with an error before an endpoint read the request
+    options: Options | None = None
+
+    def options_of(self, kind: type[AnOptions]) -> AnOptions:
+        """The plan's options, which its endpoint's encoder knows the type of."""
+        options = self.options
+        assert isinstance(options, kind), (kind, options)
+        return options
 
     def make_id(self, label: str, length: int, alphabet: str = ALNUM) -> str:
         return token(self.seed, label, length, alphabet)
@@ -123,7 +135,6 @@ class Plan:
 
     @property
     def fails_before_headers(self) -> bool:
-        """Faults that strike before anything is sent: no response at all."""
-        if self.failure in ("disconnect", "reset", "hang"):
-            return self.fail_after is None or not self.stream
-        return False
+        """A failure that strikes before anything is sent: no response at all."""
+        failure = self.failure
+        return failure is not None and failure.before_headers and (self.fail_after is None or not self.stream)

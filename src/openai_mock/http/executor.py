@@ -1,27 +1,47 @@
 """The executor: carries a Plan out over HTTP. Waits, frames and faults happen here, the same
-way for every endpoint; what the frames say was decided by the engine and the encoders.
+way for every endpoint; what the frames say was decided by the engine and the encoders, and what
+a failure does is its row in `failures.py`.
 
-It answers with an `HTTPReply` (status, headers, a body or a stream of frames), which the
-router sends (`router.py`)."""
+It answers with an `HTTPReply` (status, headers, a body or a stream), which the router sends
+(`router.py`). A stream's chunks, and every fault, go through the request's `Connection`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import attrs
 import trio
 
-from ..journal import Entry, Journal
+from ..failures import Cut, Failure
+from ..journal import CLIENT_DISCONNECTED, COMPLETED, ERROR, Entry, Journal
 from ..plan import Plan
 from ..scenario.model import ErrorSpec
 from ..wire import sse
 from ..wire.errors import error_body, error_object
 from . import timers
-from .transport import Connection
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
+
+
+class Connection(Protocol):
+    """The client connection a response goes out on (`transport.Connection` is the real one)."""
+
+    def drop(self) -> None:
+        """Close the connection where it stands (FIN), after what was already sent."""
+
+    async def reset(self) -> None:
+        """Abort the connection with a TCP RST, once what was sent has left."""
+
+    async def send_chunk(self, data: bytes) -> None:
+        """Send one piece of a streamed body (nothing, for empty `data`), between the response's
+        head and its end."""
+
+    def corked(self) -> AbstractAsyncContextManager[None]:
+        """A block whose writes leave together, in one send."""
 
 
 @attrs.frozen
@@ -35,12 +55,13 @@ class Encoder:
 
 @attrs.frozen
 class HTTPReply:
-    """A response to send: a whole body, or (`stream`) frames that are sent as they come."""
+    """A response to send: a whole body, or a `stream`, which sends the body's chunks through
+    the connection once the head is sent, and returns before the body's end is sent."""
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes = b""
-    stream: AsyncIterator[bytes] | None = None
+    stream: Callable[[], Awaitable[None]] | None = None
 
 
 def json_response(value: Any, status: int = 200, headers: Any = ()) -> HTTPReply:
@@ -62,7 +83,8 @@ def error_message(spec: ErrorSpec, model: str | None = None) -> str:
     """What the journal says of an error: the message the client got."""
     if spec.body is not None:
         return f"(a raw {spec.content_type or 'text/html'} body)"
-    return error_object(spec, model)["message"]
+    message: str = error_object(spec, model)["message"]
+    return message
 
 
 def _merge(*layers: Any) -> list[tuple[str, str]]:
@@ -73,8 +95,8 @@ def _merge(*layers: Any) -> list[tuple[str, str]]:
     return list(merged.values())
 
 
-async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, entry: Entry,
-                  journal: Journal, direct: bool = False) -> HTTPReply:
+async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: Entry,
+                  journal: Journal) -> HTTPReply:
     """Wait, then send the plan's response; the journal entry follows what really happened."""
     entry.rule_id, entry.step, entry.stream = plan.rule_id, plan.step, plan.stream
     latency, _ = plan.timing.waits(0)
@@ -84,93 +106,73 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection | None, e
         if plan.error is not None:
             entry.status = plan.error.status
             entry.error = error_message(plan.error, plan.model)
-            journal.finish(entry, "error")
+            journal.finish(entry, ERROR)
             return error_response(plan)
         if plan.fails_before_headers:
-            await _strike(plan, connection, entry, journal)
+            assert plan.failure is not None
+            await _fail(plan, plan.failure, (), connection, entry, journal)
             return HTTPReply(200, [])  # never reaches the client: the connection is gone
     except BaseException:
-        journal.finish(entry, "client_disconnected")
+        journal.finish(entry, CLIENT_DISCONNECTED)
         raise
     entry.status = 200
     if not plan.stream:
-        return _plain(plan, encoder, entry, journal)
+        body = sse.dumps(encoder.body(plan))
+        failure = plan.failure
+        if failure is None:
+            journal.finish(entry, COMPLETED)
+        else:  # (one that strikes after the head: its tail alone, and the body ends cleanly)
+            assert failure.cut is Cut.END and not failure.hangs, failure
+            body = sse.whole_body(failure, body)
+            journal.fail(entry, failure)
+        return HTTPReply(200, [("content-type", JSON), *plan.headers], body)
     assert encoder.stream is not None
-    frames = _stream(plan, encoder.stream(plan), connection, direct, entry, journal)
-    return HTTPReply(200, [("content-type", EVENT_STREAM), *plan.headers], stream=frames)
+    stream = encoder.stream(plan)
+
+    async def send_stream() -> None:
+        await _stream(plan, stream, connection, entry, journal)
+
+    return HTTPReply(200, [("content-type", EVENT_STREAM), *plan.headers], stream=send_stream)
 
 
-async def _strike(plan: Plan, connection: Connection | None, entry: Entry, journal: Journal) -> None:
-    """A failure with nothing sent: drop, reset, or hang and then drop."""
-    if plan.failure == "hang":
-        await _hang(plan)
-    journal.finish(entry, f"failed:{plan.failure}")
-    await _cut(plan.failure, connection)
-
-
-async def _hang(plan: Plan) -> None:
-    if plan.timing.hang_ms is None:
-        await trio.sleep_forever()  # until the client leaves: trio.Cancelled
-    await trio.sleep(plan.timing.hang_ms / 1000)
-
-
-async def _cut(failure: str | None, connection: Connection | None) -> None:
-    if connection is None:  # pragma: no cover - only when served without our transport
-        raise RuntimeError("connection faults need openai_mock's transport")
-    if failure == "reset":
-        await connection.reset()
-    else:
+async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connection: Connection, entry: Entry,
+                journal: Journal) -> None:
+    """What the failure does once the chunks it lets through are sent (none, before the head):
+    wait if it hangs, send its tail, then end the body or cut the connection."""
+    if failure.hangs:
+        if plan.timing.hang_ms is None:
+            await trio.sleep_forever()  # until the client leaves: trio.Cancelled
+        await trio.sleep(plan.timing.hang_ms / 1000)
+    journal.fail(entry, failure)
+    for frame in tail:
+        await connection.send_chunk(frame)
+    if failure.cut is Cut.FIN:
         connection.drop()
+    elif failure.cut is Cut.RST:
+        await connection.reset()
 
 
-def _plain(plan: Plan, encoder: Encoder, entry: Entry, journal: Journal) -> HTTPReply:
-    body = sse.dumps(encoder.body(plan))
-    outcome = "completed"
-    if plan.failure == "truncate":  # the body ends cleanly before anything was in it
-        body, outcome = b"", "failed:truncate"
-    elif plan.failure == "malformed":
-        body, outcome = body[: len(body) // 2], "failed:malformed"
-    journal.finish(entry, outcome)
-    return HTTPReply(200, [("content-type", JSON), *plan.headers], body)
-
-
-async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection | None, direct: bool,
-                  entry: Entry, journal: Journal) -> AsyncIterator[bytes]:
-    """The body of a stream. With `direct`, chunks go straight to the connection (see
-    `Connection.send_chunk`); else they are yielded to Quart, which sends them the long way."""
-    send = connection.send_chunk if direct and connection is not None else None
+async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entry: Entry,
+                  journal: Journal) -> None:
+    """The chunks of a stream, each after its wait, then its end or its failure."""
+    send = connection.send_chunk
     frames = body.frames
-    count = len(frames) if plan.failure is None else min(plan.fail_after or 0, len(frames))
+    failure = plan.failure
+    count = len(frames) if failure is None else min(plan.fail_after or 0, len(frames))
     _, waits = plan.timing.waits(count)
     try:
         for frame, wait in zip(frames[:count], waits, strict=True):
             if wait:
                 await timers.sleep(wait)  # (a shared timer: see timers.py)
-            elif send is not None:
-                await trio.lowlevel.checkpoint()  # a direct send may not yield: let others run
-            if send is None:
-                yield frame
             else:
-                await send(frame)
+                await trio.lowlevel.checkpoint()  # a send may not yield: let others run
+            await send(frame)
             entry.chunks_sent += 1
-        if plan.failure is None:
-            journal.finish(entry, "completed")
-            last = (body.done,)
+        if failure is None:
+            journal.finish(entry, COMPLETED)
+            await send(body.done)
         else:
-            if plan.failure == "hang":
-                await _hang(plan)
-            journal.finish(entry, f"failed:{plan.failure}")
-            if plan.failure in ("disconnect", "reset", "hang"):
-                await _cut(plan.failure, connection)
-                return
-            last = body.tail  # malformed, error_event; truncate has none
-        for frame in last:
-            if not frame:
-                continue
-            if send is None:
-                yield frame
-            else:
-                await send(frame)
-    except BaseException:  # trio.Cancelled or GeneratorExit: the client left first
-        journal.finish(entry, "client_disconnected")
+            await _fail(plan, failure, body.tail, connection, entry, journal)
+    except BaseException:  # trio.Cancelled: the client left first
+        journal.finish(entry, CLIENT_DISCONNECTED)
         raise

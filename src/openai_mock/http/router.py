@@ -15,6 +15,8 @@ answered: the answer is cancelled when the client goes, which the executor recor
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import trio
@@ -102,21 +104,22 @@ class Router:
     async def _carry_out(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
                          exchange: common.Exchange, origin: str | None) -> None:
         if not _waits(plan):  # answered at once: nothing to cancel
-            await self._send(scope, send, await self._execute(scope, endpoint, plan, exchange), exchange, origin)
+            reply = await self._execute(scope, send, endpoint, plan, exchange)
+            await self._send(scope, send, reply, exchange, origin)
             return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            reply = await self._execute(scope, endpoint, plan, exchange)
+            reply = await self._execute(scope, send, endpoint, plan, exchange)
             await self._send(scope, send, reply, exchange, origin)
             nursery.cancel_scope.cancel()  # the disconnect watcher's work is done
 
-    async def _execute(self, scope: Scope, endpoint: Endpoint, plan: Plan,
+    async def _execute(self, scope: Scope, send: Send, endpoint: Endpoint, plan: Plan,
                        exchange: common.Exchange) -> executor.HTTPReply:
         assert exchange.entry is not None and endpoint.encoder is not None
         connection = scope.get("state", {}).get(CONNECTION)
-        chunked = scope.get("http_version") == "1.1"  # (an HTTP/1.0 body ends by closing)
-        return await executor.respond(plan, endpoint.encoder, connection, exchange.entry, self.state.journal,
-                                      direct=chunked)
+        if connection is None or scope.get("http_version") != "1.1":  # (an HTTP/1.0 body ends by closing)
+            connection = _ASGIBody(connection, send)
+        return await executor.respond(plan, endpoint.encoder, connection, exchange.entry, self.state.journal)
 
     async def _send(self, scope: Scope, send: Send, reply: executor.HTTPReply, exchange: common.Exchange,
                     origin: str | None) -> None:
@@ -128,8 +131,7 @@ class Router:
                  "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]}
         if reply.stream is not None:
             await send(start)
-            async for frame in reply.stream:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await reply.stream()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         body = reply.body if scope["method"] != "HEAD" else b""
@@ -141,6 +143,40 @@ class Router:
         async with connection.corked():  # the head and the body in one write
             await send(start)
             await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class _ASGIBody:
+    """The connection of a stream that must not be written to directly: an HTTP/1.0 one, whose
+    body is not chunked (it ends when the connection does), or one served without our
+    transport. Its chunks go the long way, through ASGI; its faults to the transport's
+    connection."""
+
+    def __init__(self, connection: executor.Connection | None, send: Send):
+        self._connection = connection
+        self._send = send
+
+    async def send_chunk(self, data: bytes) -> None:
+        if data:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    def drop(self) -> None:
+        self._transport().drop()
+
+    async def reset(self) -> None:
+        await self._transport().reset()
+
+    @contextlib.asynccontextmanager
+    async def corked(self) -> AsyncIterator[None]:
+        if self._connection is None:
+            yield
+            return
+        async with self._connection.corked():
+            yield
+
+    def _transport(self) -> executor.Connection:
+        if self._connection is None:  # pragma: no cover - only when served without our transport
+            raise RuntimeError("connection faults need openai_mock's transport")
+        return self._connection
 
 
 def _local(scope: Scope) -> str | None:

@@ -142,7 +142,7 @@ _ABSENT = object()
 
 def _chunk_parts(plan: Plan) -> tuple[dict[str, Any], list[tuple[list[Any], Any, str | None]]]:
     """The keys every chunk shares, and per chunk (choices, usage or _ABSENT, obfuscation)."""
-    options = plan.options if isinstance(plan.options, ChatOptions) else ChatOptions()
+    options = plan.options_of(ChatOptions)
     assert plan.usage is not None
     model = plan.response.get("model", plan.model) if plan.response is not None else plan.model
     head = {

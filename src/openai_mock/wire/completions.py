@@ -16,10 +16,6 @@ from .text import split
 FINISH_REASONS = ("stop", "length", "content_filter")
 
 
-def _options(plan: Plan) -> CompletionOptions:
-    return plan.options if isinstance(plan.options, CompletionOptions) else CompletionOptions()
-
-
 def usage_object(usage: Usage) -> dict[str, Any]:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens}
@@ -41,7 +37,7 @@ def _head(plan: Plan) -> dict[str, Any]:
 
 def completion(plan: Plan) -> dict[str, Any]:
     assert plan.usage is not None
-    echo = _options(plan).echo or ""
+    echo = plan.options_of(CompletionOptions).echo or ""
     return {**_head(plan),
             "choices": [{"text": echo + _text(plan), "index": 0, "logprobs": None, "finish_reason": _finish(plan)}],
             "usage": usage_object(plan.usage), "system_fingerprint": fingerprint(plan.model)}
@@ -50,7 +46,7 @@ def completion(plan: Plan) -> dict[str, Any]:
 def chunks(plan: Plan) -> list[dict[str, Any]]:
     """The prompt when echoed, the text piece by piece, a closing chunk, the usage chunk if asked."""
     assert plan.usage is not None
-    options = _options(plan)
+    options = plan.options_of(CompletionOptions)
     pieces = ([options.echo] if options.echo else []) + split(_text(plan), plan.chunking)
     ends = [None] * len(pieces) + [_finish(plan)]
     result = [{**_head(plan), "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": end}],

@@ -32,7 +32,7 @@ def result(verdict: Moderation | None, input_types: tuple[str, ...] = ("text",))
 
 
 def body(plan: Plan) -> dict[str, Any]:
-    options = plan.options if isinstance(plan.options, ModerationOptions) else ModerationOptions()
+    options = plan.options_of(ModerationOptions)
     verdicts = plan.response or ()
     types = options.input_types or (("text",),) * len(verdicts)
     return {"id": plan.id, "model": plan.model,

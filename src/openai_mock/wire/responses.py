@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from ..failures import Tail
 from ..options import ResponsesOptions
 from ..plan import ALNUM, Plan, Usage
 from ..scenario.model import ErrorSpec, Reply
@@ -29,10 +30,6 @@ RESPONSE_ERROR_CODES = frozenset((
     "image_content_policy_violation", "invalid_image_mode", "image_file_too_large",
     "unsupported_image_media_type", "empty_image_file", "failed_to_download_image", "image_file_not_found",
 ))
-
-
-def _options(plan: Plan) -> ResponsesOptions:
-    return plan.options if isinstance(plan.options, ResponsesOptions) else ResponsesOptions()
 
 
 # --- the response object ----------------------------------------------------------------------
@@ -60,7 +57,7 @@ def _ending(reply: Reply) -> tuple[str, dict[str, str] | None]:
 def snapshot(plan: Plan, status: str, output: list[dict[str, Any]], *, error: Any = None,
              incomplete: Any = None, service_tier: str = "default") -> dict[str, Any]:
     """The response object as it stands: `usage` only once it is known (the spec forbids null)."""
-    o = _options(plan)
+    o = plan.options_of(ResponsesOptions)
     body: dict[str, Any] = {
         "id": plan.id, "object": "response", "created_at": plan.created, "status": status,
         "background": o.background, "completed_at": plan.created if status == "completed" else None,
@@ -141,7 +138,7 @@ def failed(plan: Plan) -> dict[str, Any]:
 
 def retrieve(plan: Plan) -> dict[str, Any]:
     """What `GET /v1/responses/{id}` returns for a stored response."""
-    if plan.stream and plan.failure == "error_event":
+    if plan.stream and plan.failure is not None and plan.failure.tail is Tail.ERROR:
         return failed(plan)
     return body(plan)
 
@@ -157,7 +154,7 @@ def deleted(response_id: str) -> dict[str, Any]:
 def events(plan: Plan) -> list[dict[str, Any]]:
     """Every event of the stream, in order, numbered from 0."""
     assert plan.reply is not None
-    options = _options(plan)
+    options = plan.options_of(ResponsesOptions)
     rng = random.Random(plan.seed)
 
     def padded(event: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +218,6 @@ def error_events(plan: Plan, first: int) -> list[dict[str, Any]]:
 
 
 def stream(plan: Plan) -> sse.StreamBody:
-    """Events, no [DONE]; an `error_event` failure sends `error` then `response.failed`."""
+    """Events, no [DONE]; a failure's error frames are `error` then `response.failed`."""
     return sse.stream_body(plan, tuple(frame(event) for event in events(plan)), b"",
                            lambda sent: tuple(frame(event) for event in error_events(plan, sent)))
