@@ -40,7 +40,6 @@ class Entry:
     duration_ms: float | None = None
     body: Any = None  # the request's JSON body
     error: str | None = None  # the error message, when the response was an error
-    started: float = attrs.field(factory=time.perf_counter, repr=False)
     key: str = attrs.field(factory=lambda: next(_KEYS), repr=False)
     started: float = attrs.field(factory=perf_counter, repr=False)
 
