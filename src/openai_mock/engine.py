@@ -1,8 +1,10 @@
 """The engine: the only stateful part. Turns (rule, request, session state) into a `Plan`.
 
 State lives per session (the `X-Mock-Session` header): step counters per rule, request
-counters for seeded ids, and stored Responses API conversations. `plan()` never awaits,
-so under trio every request sees and updates the state atomically.
+counters for seeded ids, and stored Responses API conversations. It is kept in a store
+(`store/`: in memory, or in Redis for several processes), which the engine asks only for what a
+request needs: a rule without `steps`, a configuration without `seed` and a request that stores
+nothing ask it nothing.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import functools
 import hashlib
 import random
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -24,7 +25,11 @@ from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
 from .options import Options
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
 from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
+from .store import Store, StoredResponse
 
+# the store's counters of a session: its requests, and the requests each rule with steps got
+REQUESTS = "requests"
+STEP = "step:"
 ID_PREFIX = {"chat": "chatcmpl-", "responses": "resp_", "completions": "cmpl-", "moderations": "modr-"}
 ID_LENGTH = {"chat": 29, "responses": 48, "completions": 29, "moderations": 32}
 
@@ -44,75 +49,53 @@ class Request:
     options: Options | None = None  # the endpoint's own options, passed through to its encoder
 
 
-@attrs.frozen
-class Stored:
-    """A stored Responses API response: its plan and the conversation it ends."""
-
-    plan: Plan
-    history: Conversation  # every turn so far, this reply included, without instructions
-    instructions: str | None
-
-
 class Engine:
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time):
+    """`store` keeps the state; `render(plan)` is the object `GET /v1/responses/{id}` returns for a
+    stored response (the Responses encoder's, given by the HTTP layer)."""
+
+    def __init__(self, config: Config, store: Store, render: Callable[[Plan], Mapping[str, Any]],
+                 clock: Callable[[], float] = time.time):
         self.config = config
         self._sort_rules()
+        self.store = store
+        self.render = render
         self.clock = clock
-        self._steps: dict[tuple[str, str], int] = defaultdict(int)
-        self._requests: dict[str, int] = defaultdict(int)
-        self._stored: dict[str, dict[str, Stored]] = defaultdict(dict)
-        # per session: output item id -> (the stored response it belongs to, the item as a message)
-        self._items: dict[str, dict[str, tuple[str, Message]]] = defaultdict(dict)
 
     # state ---------------------------------------------------------------------------------
 
     def replace(self, config: Config) -> None:
-        """Serve another configuration from now on; all state starts afresh."""
+        """Serve another configuration from the next request on (the state is the caller's to reset)."""
         self.config = config
         self._sort_rules()
-        self.reset()
 
     def _sort_rules(self) -> None:
         """Moderation rules answer /v1/moderations only; the others answer the generation endpoints."""
         self._generation_rules = tuple(r for r in self.config.rules if r.moderation is None)
         self._moderation_rules = tuple(r for r in self.config.rules if r.moderation is not None)
 
-    def reset(self, session: str | None = None) -> None:
-        if session is None:
-            self._steps.clear()
-            self._requests.clear()
-            self._stored.clear()
-            self._items.clear()
-            return
-        for key in [k for k in self._steps if k[0] == session]:
-            del self._steps[key]
-        self._requests.pop(session, None)
-        self._stored.pop(session, None)
-        self._items.pop(session, None)
+    async def stored(self, session: str, response_id: str) -> StoredResponse | None:
+        return await self.store.response(session, response_id)
 
-    def stored(self, session: str, response_id: str) -> Stored | None:
-        return self._stored.get(session, {}).get(response_id)
+    async def delete_stored(self, session: str, response_id: str) -> bool:
+        return await self.store.delete_response(session, response_id)
 
-    def delete_stored(self, session: str, response_id: str) -> bool:
-        return self._stored.get(session, {}).pop(response_id, None) is not None
-
-    def request_seed(self, session: str) -> int:
+    async def request_seed(self, session: str) -> int:
         """The seed of this session's next request: reproducible when the config has a `seed`."""
         if self.config.seed is None:
             return random.getrandbits(63)
-        self._requests[session] += 1
-        digest = hashlib.sha256(f"{self.config.seed}:{session}:{self._requests[session]}".encode()).digest()
+        number = await self.store.count(session, REQUESTS) + 1
+        digest = hashlib.sha256(f"{self.config.seed}:{session}:{number}".encode()).digest()
         return int.from_bytes(digest[:8], "big") >> 1
 
     # planning ------------------------------------------------------------------------------
 
-    def plan(self, request: Request, seed: int) -> Plan:
+    async def plan(self, request: Request, seed: int) -> Plan:
         """What happens to `request`; `seed` is this request's (see `request_seed`)."""
         head = _Head(request_id=request_id(seed), seed=seed, stream=request.stream, created=int(self.clock()),
                      model=request.model, options=request.options)
         if request.endpoint == "moderations":
-            return self._moderate(request, head)
-        conversation, history, error = self._conversation(request)
+            return await self._moderate(request, head)
+        conversation, history, error = await self._conversation(request)
         if error is not None:
             return head.error(error)
         found = match(self._generation_rules, conversation)
@@ -121,18 +104,18 @@ class Engine:
                                         code="no_matching_rule"))
         if isinstance(found, RegexTimeout):
             return head.error(_regex_timeout(found))
-        plan = self._plan_reply(found, request, conversation, head)
+        plan = await self._plan_reply(found, request, conversation, head)
         if request.endpoint == "responses" and request.store and plan.error is None:
-            self._store(request, plan, history)
+            await self._store(request, plan, history)
         return plan
 
-    def _conversation(self, request: Request) -> tuple[Conversation, Conversation, ErrorSpec | None]:
+    async def _conversation(self, request: Request) -> tuple[Conversation, Conversation, ErrorSpec | None]:
         """(what is matched, the stored history this request continues, an error)."""
         if request.endpoint != "responses":
             return request.conversation, (), None
         history: Conversation = ()
         if request.previous_response_id is not None:
-            previous = self.stored(request.session, request.previous_response_id)
+            previous = await self.stored(request.session, request.previous_response_id)
             if previous is None:
                 return (), (), ErrorSpec(
                     status=400, type="invalid_request_error", param="previous_response_id",
@@ -141,7 +124,7 @@ class Engine:
             history = previous.history
         own = request.conversation
         if any(message.reference is not None for message in own):
-            own, error = self._resolve(request.session, own)
+            own, error = await self._resolve(request.session, own)
             if error is not None:
                 return (), (), error
         history += own
@@ -152,38 +135,35 @@ class Engine:
             return history, history, None
         return (Message(role="system", content=request.instructions),) + history, history, None
 
-    def _resolve(self, session: str, messages: Conversation) -> tuple[Conversation, ErrorSpec | None]:
+    async def _resolve(self, session: str, messages: Conversation) -> tuple[Conversation, ErrorSpec | None]:
         """The conversation with each `item_reference` replaced by the stored item it names."""
         resolved = []
-        items = self._items.get(session, {})
         for message in messages:
             if message.reference is None:
                 resolved.append(message)
                 continue
-            found = items.get(message.reference)
-            if found is None or self.stored(session, found[0]) is None:
+            found = await self.store.item(session, message.reference)
+            if found is None:
                 return (), ErrorSpec(  # (the real API's words and status)
                     status=404, type="invalid_request_error", param="input",
                     message=f"Item with id '{message.reference}' not found. Items are not persisted when "
                             "`store` is set to false. Try again with `store` set to true, or remove this "
                             "item from your input.")
-            resolved.append(found[1])
+            resolved.append(found)
         return join_tool_calls(resolved), None
 
-    def _step(self, rule: Rule, session: str) -> tuple[Behaviour, int | None]:
+    async def _step(self, rule: Rule, session: str) -> tuple[Behaviour, int | None]:
         """The behaviour of this request to `rule` (its step, if it has steps), counting it."""
-        key = (session, rule.id)
-        count = self._steps[key]
-        self._steps[key] = count + 1
         if not rule.steps:
             return rule.behaviour, None
+        count = await self.store.count(session, STEP + rule.id)
         step = count % len(rule.steps) if rule.cycle else min(count, len(rule.steps) - 1)
         return rule.steps[step].over(rule.behaviour), step
 
-    def _plan_reply(self, found: Match, request: Request, conversation: Conversation, head: _Head) -> Plan:
+    async def _plan_reply(self, found: Match, request: Request, conversation: Conversation, head: _Head) -> Plan:
         rule = found.rule
         assert found.reply is not None
-        behaviour, step = self._step(rule, request.session)
+        behaviour, step = await self._step(rule, request.session)
         conduct = _conduct(behaviour, request.stream, head.seed)
         fields = self._content(rule.response, found.reply, request, conversation, head.fields())
         # (the one splat left: `_content`'s fields, which the response's parsed value replaces)
@@ -191,7 +171,7 @@ class Engine:
                     chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
                     fail_after=conduct.fail_after, stream_error=conduct.stream_error)
 
-    def _moderate(self, request: Request, head: _Head) -> Plan:
+    async def _moderate(self, request: Request, head: _Head) -> Plan:
         """Each input is matched on its own; `response` holds, per input, the moderation of the
         rule that matched it (None: not flagged). The first matching rule sets the behaviour."""
         verdicts, first = [], None
@@ -205,7 +185,7 @@ class Engine:
                 first = found.rule
         rule_id, step, conduct = None, None, _Conduct()
         if first is not None:
-            behaviour, step = self._step(first, request.session)
+            behaviour, step = await self._step(first, request.session)
             rule_id, conduct = first.id, _conduct(behaviour, request.stream, head.seed)
         return Plan(request_id=head.request_id, seed=head.seed, stream=head.stream, created=head.created,
                     model=head.model, options=head.options, rule_id=rule_id, step=step,
@@ -234,17 +214,17 @@ class Engine:
         fields["usage"] = usage
         return fields
 
-    def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
+    async def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
         assert plan.reply is not None
         reply = Message(role="assistant", content=plan.reply.content, tool_calls=plan.reply.tool_calls)
         message_id, call_ids = plan.output_item_ids()
-        items = self._items[request.session]
+        items: dict[str, Message] = {}
         if message_id is not None:
-            items[message_id] = (plan.id, Message(role="assistant", content=plan.reply.content))
+            items[message_id] = Message(role="assistant", content=plan.reply.content)
         for call, call_id in zip(plan.reply.tool_calls, call_ids):
-            items[call_id] = (plan.id, Message(role="assistant", tool_calls=(call,)))
-        self._stored[request.session][plan.id] = Stored(
-            plan=plan, history=history + (reply,), instructions=request.instructions)
+            items[call_id] = Message(role="assistant", tool_calls=(call,))
+        stored = StoredResponse(body=self.render(plan), history=history + (reply,))
+        await self.store.put_response(request.session, plan.id, stored, items)
 
 
 def _regex_timeout(found: RegexTimeout) -> ErrorSpec:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from .failures import Failure
 
-LIMIT = 10_000  # the oldest entries go first beyond this
 # an entry's key: unique among every process and machine that share a store (request ids are
 # not: with a `seed` they repeat after a reset)
 _KEYS = (f"{os.urandom(6).hex()}{n:x}" for n in itertools.count())
@@ -53,13 +51,21 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, limit: int = LIMIT, on_finish: Callable[[Entry], None] | None = None):
-        self._entries: deque[Entry] = deque(maxlen=limit)
+    """The journal, kept in a store (`store/`): entries start and finish here at once, and reach
+    the store when `settle()` is awaited, a batch at a time. The router settles a plain answer's
+    entry before sending it and the executor a stream's before its last frame, so once a client
+    has seen the end of an answer, every worker that shares the store lists it."""
+
+    def __init__(self, store: JournalStore, on_finish: Callable[[Entry], None] | None = None,
+                 on_lost: Callable[[Exception], None] | None = None):
+        self._store = store
+        self._pending: list[Entry] = []
         self.on_finish = on_finish
+        self.on_lost = on_lost  # a write the store refused (it is down): the journal is best-effort
 
     def start(self, request_id: str, method: str, path: str, session: str, body: Any = None) -> Entry:
         entry = Entry(id=request_id, time=time.time(), method=method, path=path, session=session, body=body)
-        self._entries.append(entry)
+        self._pending.append(entry)
         return entry
 
     def finish(self, entry: Entry, outcome: str) -> None:
@@ -68,6 +74,7 @@ class Journal:
             return
         entry.outcome = outcome
         entry.duration_ms = round((perf_counter() - entry.started) * 1000, 3)
+        self._pending.append(entry)
         if self.on_finish is not None:
             self.on_finish(entry)
 
@@ -75,13 +82,30 @@ class Journal:
         """Record that `entry` ended with `failure` (unless it had ended already)."""
         self.finish(entry, failure.outcome)
 
-    def entries(self, session: str | None = None) -> list[dict[str, Any]]:
-        return [e.as_json() for e in self._entries if session is None or e.session == session]
+    async def settle(self) -> None:
+        """Write what started or finished since the last time to the store."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await self._store.journal_put(batch)
+        except Exception as error:  # (the store is down: the answers go on without the journal)
+            if self.on_lost is None:
+                raise
+            self.on_lost(error)
 
-    def clear(self, session: str | None = None) -> None:
-        if session is None:
-            self._entries.clear()
-        else:
-            kept = [e for e in self._entries if e.session != session]
-            self._entries.clear()
-            self._entries.extend(kept)
+    async def entries(self, session: str | None = None) -> list[dict[str, Any]]:
+        await self.settle()
+        return await self._store.journal(session)
+
+    def forget_pending(self, session: str | None = None) -> None:
+        """Drop what is not written yet (of one session): the store is being reset."""
+        self._pending = [e for e in self._pending if session is not None and e.session != session]
+
+
+class JournalStore(Protocol):
+    """The store's part that the journal uses (`store.Store` provides it)."""
+
+    async def journal_put(self, entries: Sequence[Entry]) -> None: ...
+
+    async def journal(self, session: str | None = None) -> list[dict[str, Any]]: ...

@@ -19,11 +19,14 @@ from werkzeug.exceptions import (
     RequestTimeout,
 )
 
-from ..scenario import load_bytes
+from ..scenario import Source, load_sources, read_source
 from ..scenario.load import ConfigError
 from ..scenario.model import Config, ErrorSpec
+from ..store import StoreUnavailable
 from . import common, executor
 from .state import MockState
+
+PUT_NAME = "<PUT /_mock/scenarios>"  # how problems and the rules' files name a PUT's body
 
 
 def quart_response(reply: executor.HTTPReply) -> Response:
@@ -55,8 +58,8 @@ def create_app(state: MockState) -> QuartTrio:
     @app.before_request
     async def begin() -> Response | None:
         server = request.scope.get("server")
-        g.exchange, refusal = common.open_exchange(state, request.method, request.path, request.headers.get,
-                                                   server[0] if server else None)
+        g.exchange, refusal = await common.open_exchange(state, request.method, request.path,
+                                                         request.headers.get, server[0] if server else None)
         # every body is read, even one refused or not needed: a body left unread would close the
         # connection under a client that goes on to reuse it (PUT /_mock/scenarios reads it again)
         await request.get_data()
@@ -86,6 +89,10 @@ def create_app(state: MockState) -> QuartTrio:
             return fail(common.too_slow(state.settings.body_timeout))
         return fail(ErrorSpec(status=error.code or 400, message=error.description or error.name))
 
+    @app.errorhandler(StoreUnavailable)
+    async def store_down(error: StoreUnavailable) -> Response:
+        return fail(common.unavailable(error))
+
     @app.errorhandler(Exception)
     async def crash(error: Exception) -> Response:  # a bug in the mock: still an OpenAI-shaped error
         state.log.errors.exception("internal error", exc_info=error)
@@ -99,13 +106,12 @@ def create_app(state: MockState) -> QuartTrio:
     @app.post("/_mock/reset")
     async def reset() -> Response:
         session = request.args.get("session")
-        state.engine.reset(session)
-        state.journal.clear(session)
+        await state.reset(session)
         return ok({"status": "ok", "session": session})
 
     @app.get("/_mock/requests")
     async def journal() -> Response:
-        return ok({"object": "list", "data": state.journal.entries(request.args.get("session"))})
+        return ok({"object": "list", "data": await state.journal.entries(request.args.get("session"))})
 
     @app.get("/_mock/scenarios")
     async def scenarios() -> Response:
@@ -116,19 +122,20 @@ def create_app(state: MockState) -> QuartTrio:
         raw = await request.get_data(cache=False)  # (read by `begin`: this takes it from the cache)
         assert isinstance(raw, bytes)
 
-        def load() -> tuple[Config | None, executor.HTTPReply]:
+        def load() -> tuple[Config | None, Source | None, executor.HTTPReply]:
             try:
-                config = load_bytes(raw, "<PUT /_mock/scenarios>")
+                source = read_source(raw, PUT_NAME)
+                config = load_sources([source])
             except ConfigError as error:
-                return None, executor.json_response({"error": {
+                return None, None, executor.json_response({"error": {
                     "message": str(error), "type": "invalid_request_error", "param": None,
                     "code": "invalid_scenarios", "problems": [str(p) for p in error.problems]}}, 400)
-            return config, executor.json_response(scenario_list(config))
+            return config, source, executor.json_response(scenario_list(config))
 
         # a worker thread loads (a big configuration takes seconds) while the streams go on
-        config, reply = await trio.to_thread.run_sync(load)
-        if config is not None:
-            state.replace(config)
+        config, source, reply = await trio.to_thread.run_sync(load)
+        if config is not None and source is not None:
+            await state.publish(config, [source])  # (every worker sharing the store serves it)
             for warning in config.warnings:
                 state.log.message(str(warning))
         return quart_response(reply)

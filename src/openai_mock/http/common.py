@@ -15,6 +15,7 @@ from ..engine import request_id
 from ..journal import Entry
 from ..plan import Plan
 from ..scenario.model import Config, ErrorSpec
+from ..store import StoreUnavailable
 from ..wire.errors import invalid
 from . import executor
 from .access import cors_headers
@@ -49,7 +50,7 @@ def is_api(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1"
 
 
-def open_exchange(state: MockState, method: str, path: str, header: Callable[[str], str | None],
+async def open_exchange(state: MockState, method: str, path: str, header: Callable[[str], str | None],
                   local: str | None) -> tuple[Exchange, ErrorSpec | None]:
     """Start a request: `header(name)` reads a request header (lower-case name), `local` is the
     address the connection arrived at. For the API, draws the request's seed and starts its
@@ -58,7 +59,7 @@ def open_exchange(state: MockState, method: str, path: str, header: Callable[[st
     refusal = state.access.refusal(method, path, header, local)
     if not is_api(path) or method == "OPTIONS":
         return exchange, refusal
-    exchange.seed = state.engine.request_seed(exchange.session)
+    exchange.seed = await state.engine.request_seed(exchange.session)
     exchange.request_id = request_id(exchange.seed)
     exchange.entry = state.journal.start(exchange.request_id, method, path, exchange.session)
     return exchange, refusal or state.access.key_refusal(header("authorization"))
@@ -120,6 +121,12 @@ def too_large(limit: int) -> ErrorSpec:
 def too_slow(seconds: float) -> ErrorSpec:
     return invalid(f"Request timed out: the request body did not arrive within {seconds:g} seconds.",
                    code="request_timeout", status=408)
+
+
+def unavailable(error: StoreUnavailable) -> ErrorSpec:
+    """A request that needs the state store while it cannot be reached: worth a retry."""
+    return ErrorSpec(status=503, message=f"{error} Retry later.", type="server_error", code="store_unavailable",
+                     headers=(("x-should-retry", "true"),))
 
 
 def internal(error: BaseException) -> ErrorSpec:

@@ -9,7 +9,7 @@ A new endpoint is one row here, plus its reader in `requests/` and its encoder i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 Reader = Callable[[dict[str, Any], str], Request]  # (JSON body, session) -> what rules answer
 # (state, the request so far, its JSON body or None, the path's parameter) -> the reply
-Answer = Callable[["MockState", Exchange, Any, str], executor.HTTPReply]
+Answer = Callable[["MockState", Exchange, Any, str], Awaitable[executor.HTTPReply]]
 
 
 @attrs.frozen
@@ -52,15 +52,15 @@ class Endpoint:
 # --- answered directly ------------------------------------------------------------------------
 
 
-def _embeddings(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
+async def _embeddings(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
     return executor.json_response(embeddings_wire.body(embeddings.parse(body)))
 
 
-def _models(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
+async def _models(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
     return executor.json_response(models_wire.model_list(state.models))
 
 
-def _model(state: MockState, exchange: Exchange, body: Any, model_id: str) -> executor.HTTPReply:
+async def _model(state: MockState, exchange: Exchange, body: Any, model_id: str) -> executor.HTTPReply:
     if model_id not in state.models:
         return error_reply(exchange, invalid(f"The model '{model_id}' does not exist or you do not have access to it.",
                                              code="model_not_found", status=404))
@@ -72,20 +72,20 @@ def _no_response(exchange: Exchange, response_id: str) -> executor.HTTPReply:
                                          code="response_not_found", status=404))
 
 
-def _get_response(state: MockState, exchange: Exchange, body: Any, response_id: str) -> executor.HTTPReply:
-    stored = state.engine.stored(exchange.session, response_id)
+async def _get_response(state: MockState, exchange: Exchange, body: Any, response_id: str) -> executor.HTTPReply:
+    stored = await state.engine.stored(exchange.session, response_id)
     if stored is None:
         return _no_response(exchange, response_id)
-    return executor.json_response(responses_wire.retrieve(stored.plan))
+    return executor.json_response(stored.body)
 
 
-def _delete_response(state: MockState, exchange: Exchange, body: Any, response_id: str) -> executor.HTTPReply:
-    if not state.engine.delete_stored(exchange.session, response_id):
+async def _delete_response(state: MockState, exchange: Exchange, body: Any, response_id: str) -> executor.HTTPReply:
+    if not await state.engine.delete_stored(exchange.session, response_id):
         return _no_response(exchange, response_id)
     return executor.json_response(responses_wire.deleted(response_id))
 
 
-def _health(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
+async def _health(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
     return health()
 
 

@@ -144,6 +144,7 @@ async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connectio
             await trio.sleep_forever()  # until the client leaves: trio.Cancelled
         await trio.sleep(plan.timing.hang_ms / 1000)
     journal.fail(entry, failure)
+    await journal.settle()  # (written before the client can see how it ended)
     for frame in tail:
         await connection.send_chunk(frame)
     if failure.cut is Cut.FIN:
@@ -170,6 +171,7 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entr
             entry.chunks_sent += 1
         if failure is None:
             journal.finish(entry, COMPLETED)
+            await journal.settle()  # (written before the client can see the end)
             await send(body.done)
         else:
             await _fail(plan, failure, body.tail, connection, entry, journal)

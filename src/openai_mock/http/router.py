@@ -23,6 +23,7 @@ import trio
 
 from ..plan import Plan
 from ..requests.checks import Invalid, json_body
+from ..store import StoreUnavailable
 from ..scenario.model import ErrorSpec
 from . import common, executor
 from .access import is_admin
@@ -49,7 +50,10 @@ class Router:
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         method, path, origin = scope["method"], scope["path"], headers.get("origin")
-        exchange, refusal = common.open_exchange(self.state, method, path, headers.get, _local(scope))
+        try:
+            exchange, refusal = await common.open_exchange(self.state, method, path, headers.get, _local(scope))
+        except StoreUnavailable as error:  # (a configuration with a `seed` counts requests in the store)
+            exchange, refusal = common.Exchange(method=method, path=path, session="default"), common.unavailable(error)
         try:
             if method == "OPTIONS" and refusal is None:
                 reply: executor.HTTPReply | tuple[Endpoint, Plan] = common.preflight(
@@ -94,12 +98,15 @@ class Router:
             if exchange.entry is not None:
                 exchange.entry.body = body
             if endpoint.answer is not None:
-                return endpoint.answer(self.state, exchange, body, param)
+                return await endpoint.answer(self.state, exchange, body, param)
             assert endpoint.read is not None and body is not None  # (rules answer endpoints with a body)
             request = endpoint.read(body, exchange.session)
+            plan = await self.state.engine.plan(request, exchange.seed)
         except Invalid as refused:
             return common.error_reply(exchange, refused.spec)
-        return endpoint, self.state.engine.plan(request, exchange.seed)
+        except StoreUnavailable as error:
+            return common.error_reply(exchange, common.unavailable(error))
+        return endpoint, plan
 
     async def _carry_out(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
                          exchange: common.Exchange, origin: str | None) -> None:
@@ -127,6 +134,7 @@ class Router:
         headers = reply.headers + common.response_headers(self.state.config, exchange, origin)
         if reply.stream is None:
             headers.append(("content-length", str(len(reply.body))))
+            await self.state.journal.settle()  # (written before the client has the answer)
         start = {"type": "http.response.start", "status": reply.status,
                  "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]}
         if reply.stream is not None:

@@ -85,8 +85,9 @@ class Store(Protocol):
     async def journal(self, session: str | None = None) -> list[dict[str, Any]]:
         """The entries, oldest first: all, or one session's."""
 
-    async def reset(self, session: str | None = None) -> None:
-        """Forget the counters, the stored responses and the journal: all, or one session's."""
+    async def reset(self, session: str | None = None, journal: bool = True) -> None:
+        """Forget the counters, the stored responses and (unless told not to) the journal: all,
+        or one session's."""
 
     async def put_config(self, sources: Sequence[Source]) -> int:
         """Publish a configuration; returns its version (one more than the last)."""

@@ -75,16 +75,18 @@ class MemoryStore:
     async def journal(self, session: str | None = None) -> list[dict[str, Any]]:
         return [e.as_json() for e in self._journal.values() if session is None or e.session == session]
 
-    async def reset(self, session: str | None = None) -> None:
+    async def reset(self, session: str | None = None, journal: bool = True) -> None:
         if session is None:
             self._counts.clear()
             self._responses.clear()
             self._items.clear()
-            self._journal.clear()
+            if journal:
+                self._journal.clear()
             return
         for table in (self._counts, self._responses, self._items):
             table.pop(session, None)
-        self._journal = {k: e for k, e in self._journal.items() if e.session != session}
+        if journal:
+            self._journal = {k: e for k, e in self._journal.items() if e.session != session}
 
     async def put_config(self, sources: Sequence[Source]) -> int:
         version = (self._config.version if self._config is not None else 0) + 1

@@ -228,16 +228,18 @@ class RedisStore:
 
     # --- reset and the configuration ------------------------------------------------------------
 
-    async def reset(self, session: str | None = None) -> None:
+    async def reset(self, session: str | None = None, journal: bool = True) -> None:
         if session is None:
-            journal = [self._key("journal", name) for name in ("seq", "order", "entries")]
-            await self._delete_starting(self._key("journal", "s", ""))
-            await self._run(lambda r: r.delete(journal))
+            if journal:
+                keys = [self._key("journal", name) for name in ("seq", "order", "entries")]
+                await self._delete_starting(self._key("journal", "s", ""))
+                await self._run(lambda r: r.delete(keys))
             await self._delete_starting(self._key("s", ""))
             return
         s = _session(session)
-        keys = [self._key("journal", "order"), self._key("journal", "entries"), self._key("journal", "s", s)]
-        await self._run(lambda r: r.eval(_JOURNAL_FORGET, keys=keys, args=[]))
+        if journal:
+            keys = [self._key("journal", "order"), self._key("journal", "entries"), self._key("journal", "s", s)]
+            await self._run(lambda r: r.eval(_JOURNAL_FORGET, keys=keys, args=[]))
         await self._delete_starting(self._key("s", s, ""))
 
     async def _delete_starting(self, start: str) -> None:
