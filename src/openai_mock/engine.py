@@ -21,7 +21,7 @@ from . import tokens
 from .conversation import Conversation, Message, join_tool_calls
 from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
-from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
+from .scenario.model import Behaviour, Config, ErrorSpec, GivenCompletion, Reply, Rule
 
 ID_PREFIX = {"chat": "chatcmpl-", "responses": "resp_", "completions": "cmpl-", "moderations": "modr-"}
 ID_LENGTH = {"chat": 29, "responses": 48, "completions": 29, "moderations": 32}
@@ -206,23 +206,24 @@ class Engine:
         return attrs.evolve(plan, rule_id=first.id, step=step,
                             **_behaviour_fields(behaviour, request.stream, base["seed"]))
 
-    def _content(self, response: Any, reply: Reply, request: Request, conversation: Conversation,
-                 base: dict) -> dict[str, Any]:
+    def _content(self, response: GivenCompletion | None, reply: Reply, request: Request, conversation: Conversation,
+                 base: dict[str, Any]) -> dict[str, Any]:
         """The Plan's fields for the reply's content: its id, the usage, a `response:` given as is."""
         prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
         alphabet = HEX if request.endpoint == "responses" else ALNUM
         fields = dict(base, reply=reply, id=prefix + token(base["seed"], "id", length, alphabet))
         usage = Usage(tokens.prompt_tokens(conversation), tokens.completion_tokens(reply.content, reply.tool_calls))
-        if isinstance(response, dict):
-            given = response.get("usage")
-            if isinstance(given, dict):
-                usage = Usage(int(given.get("prompt_tokens", usage.prompt_tokens)),
-                              int(given.get("completion_tokens", usage.completion_tokens)), given=given)
+        if response is not None:
+            given = response.usage
+            if given is not None:  # its counts, over the counted ones
+                usage = Usage(usage.prompt_tokens if given.prompt_tokens is None else given.prompt_tokens,
+                              usage.completion_tokens if given.completion_tokens is None else given.completion_tokens,
+                              given=given)
             if request.endpoint == "chat":
                 fields["response"] = response
-                fields["id"] = response.get("id") or fields["id"]
-                fields["created"] = response.get("created") or fields["created"]
-                fields["model"] = response.get("model") or fields["model"]
+                fields["id"] = response.id or fields["id"]
+                fields["created"] = response.created or fields["created"]
+                fields["model"] = response.model or fields["model"]
         fields["usage"] = usage
         return fields
 
