@@ -1,7 +1,7 @@
 """The scenario model: what a configuration says, as frozen values.
 
-Everything here was validated when it was loaded (see `load.py`); code downstream never
-re-checks a scenario.
+Everything here was validated when it was loaded (`load.py` reads, the node modules check);
+code downstream never re-checks a scenario.
 """
 
 from __future__ import annotations

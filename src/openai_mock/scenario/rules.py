@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from . import keys
 from .behaviour import behaviour, steps
 from .kernel import FAILED, Checker, Failed, Known, Parts
@@ -14,7 +16,16 @@ from .replies import reply, response
 from .turns import flow, matcher
 from .yamlsrc import Pos, YList, YMap
 
-Patterns = tuple[Turn, ...] | Failed[tuple[Turn, ...]]
+
+@attrs.frozen
+class Answer:
+    """What a rule's form says: what it matches and what it answers."""
+
+    form: str  # flow | matcher
+    turns: tuple[Turn, ...]
+    reply: Reply | None = None
+    response: GivenCompletion | None = None
+    moderation: Moderation | None = None
 
 
 def rule(checker: Checker, raw: YMap, pos: Pos, index: int, defaults: Behaviour, ids: dict[str, Pos]) -> Rule | Failed[Any]:
@@ -27,20 +38,35 @@ def rule(checker: Checker, raw: YMap, pos: Pos, index: int, defaults: Behaviour,
     parts(keys.DESCRIPTION.read(checker, raw))
     own = parts(behaviour(checker, raw))
     assert own is not None  # (a failed behaviour holds the keys that passed)
-    rule_steps: tuple[Behaviour, ...] = ()
-    if "steps" in raw:
-        if isinstance(raw["steps"], YList) and raw["steps"]:
-            for key in keys.FAULTS:  # else `{}` could not be the plain reply: nothing turns a fault off
-                if key in raw:
-                    parts.fail(checker.report(raw.key_at(key), f"a rule with `steps` sets `{key}` in its steps, not "
-                                                               "on the rule itself, so that `{}` stays the plain reply"))
-        rule_steps = parts(steps(checker, raw["steps"], raw.at("steps"))) or ()
+    rule_steps = _steps(checker, raw, parts)
     cycle = keys.CYCLE.read_or(checker, raw, False)
     if isinstance(cycle, Failed):
         parts.fail(cycle)
     elif "cycle" in raw and "steps" not in raw:
         parts.fail(checker.missing(known, "steps", raw.key_at("cycle"), "`cycle` applies to `steps`, and this rule has none"))
+    answer = _answer(checker, known, pos, rule_id, parts)
+    if isinstance(answer, Failed) or parts.failed:
+        return parts.stop(answer if isinstance(answer, Failed) else None)
+    return Rule(id=rule_id, form=answer.form, pos=raw.key_at("id") if "id" in raw else pos, turns=answer.turns,
+                reply=answer.reply, response=answer.response, moderation=answer.moderation,
+                behaviour=own.over(defaults), steps=rule_steps, cycle=cycle is True, index=index)
 
+
+def _steps(checker: Checker, raw: YMap, parts: Parts) -> tuple[Behaviour, ...]:
+    if "steps" not in raw:
+        return ()
+    if isinstance(raw["steps"], YList) and raw["steps"]:
+        for key in keys.FAULTS:  # else `{}` could not be the plain reply: nothing turns a fault off
+            if key in raw:
+                parts.fail(checker.report(raw.key_at(key), f"a rule with `steps` sets `{key}` in its steps, not "
+                                                           "on the rule itself, so that `{}` stays the plain reply"))
+    return parts(steps(checker, raw["steps"], raw.at("steps"))) or ()
+
+
+def _answer(checker: Checker, known: Known, pos: Pos, rule_id: str, parts: Parts) -> Answer | Failed[Any]:
+    """The rule's form: a conversation flow, the matcher form with `response` or `reply`, or a
+    moderation rule."""
+    raw = known.raw
     has_flow, has_matcher = "messages" in raw, "matcher" in raw
     has_response, has_reply = "response" in raw, "reply" in raw
     if has_flow and (has_matcher or has_response or has_reply):
@@ -52,25 +78,14 @@ def rule(checker: Checker, raw: YMap, pos: Pos, index: int, defaults: Behaviour,
     if "flow_reply" in raw and not has_flow:
         parts.fail(checker.report(raw.key_at("flow_reply"), "`flow_reply` applies to conversation flows (`messages`), "
                                                             "not to the matcher form"))
-
-    def made(form: str, turns: tuple[Turn, ...], answer: Reply | None = None,
-             given: GivenCompletion | None = None, moderation: Moderation | None = None) -> Rule | Failed[Any]:
-        if parts.failed:
-            return FAILED
-        return Rule(id=rule_id, form=form, pos=raw.key_at("id") if "id" in raw else pos, turns=turns, reply=answer,
-                    response=given, moderation=moderation, behaviour=own.over(defaults), steps=rule_steps,
-                    cycle=cycle is True, index=index)
-
     if "moderation" in raw:
-        flags = _moderation_rule(checker, raw, rule_id)
-        if isinstance(flags, Failed):
-            return FAILED
-        return made("matcher", parts(flags[0]) or (), moderation=flags[1])
+        return _moderation_rule(checker, raw, rule_id)
     if has_flow:
-        return made("flow", parts(flow(checker, raw["messages"], raw.at("messages"))) or ())
+        turns = flow(checker, raw["messages"], raw.at("messages"))
+        return turns if isinstance(turns, Failed) else Answer("flow", turns)
     if not has_matcher:
         if known.guessed & {"messages", "matcher"} and parts.shown:
-            return FAILED  # a misspelt `messages` or `matcher`, already reported
+            return parts.stop()  # a misspelt `messages` or `matcher`, already reported
         if has_response or has_reply:
             given = "response" if has_response else "reply"
             return checker.report(raw.key_at(given),
@@ -78,19 +93,25 @@ def rule(checker: Checker, raw: YMap, pos: Pos, index: int, defaults: Behaviour,
                                   "(`matcher: {type: any}` answers every request)")
         return checker.report(pos, f"rule '{rule_id}' says neither what it matches nor what it answers: "
                                    "give `messages` (a conversation flow) or `matcher` with `response` or `reply`")
-    patterns = parts(matcher(checker, raw["matcher"], raw.at("matcher"))) or ()
-    if not (has_response or has_reply):
+    return _matcher_form(checker, known, rule_id)
+
+
+def _matcher_form(checker: Checker, known: Known, rule_id: str) -> Answer | Failed[Any]:
+    """The matcher form: message patterns, and a whole `response` or a `reply`."""
+    raw = known.raw
+    patterns = matcher(checker, raw["matcher"], raw.at("matcher"))
+    if "response" not in raw and "reply" not in raw:
         return checker.missing(known, ("response", "reply"), raw.key_at("matcher"),
                                f"rule '{rule_id}' has a `matcher` but no `response` or `reply`")
-    if has_response:
+    if "response" in raw:
         answered = response(checker, raw["response"], raw.at("response"))
-        if isinstance(answered, Failed):
+        if isinstance(patterns, Failed) or isinstance(answered, Failed):
             return FAILED
-        return made("matcher", patterns, answer=answered[0], given=answered[1])
+        return Answer("matcher", patterns, reply=answered[0], response=answered[1])
     answer = reply(checker, raw["reply"], raw.at("reply"))
-    if isinstance(answer, Failed):
+    if isinstance(patterns, Failed) or isinstance(answer, Failed):
         return FAILED
-    return made("matcher", patterns, answer=answer)
+    return Answer("matcher", patterns, reply=answer)
 
 
 def _rule_id(checker: Checker, known: Known, pos: Pos, ids: dict[str, Pos], parts: Parts) -> str:
@@ -108,8 +129,8 @@ def _rule_id(checker: Checker, known: Known, pos: Pos, ids: dict[str, Pos], part
     return rule_id
 
 
-def _moderation_rule(checker: Checker, raw: YMap, rule_id: str) -> tuple[Patterns, Moderation] | Failed[Any]:
-    """A rule that flags /v1/moderations inputs: a `matcher` (its patterns) and `moderation`, no reply."""
+def _moderation_rule(checker: Checker, raw: YMap, rule_id: str) -> Answer | Failed[Any]:
+    """A rule that flags /v1/moderations inputs: a `matcher` and `moderation`, no reply."""
     for key in ("messages", "response", "reply"):
         if key in raw:
             return checker.report(raw.key_at(key), f"a moderation rule has `matcher` and `moderation`, not `{key}`: "
@@ -119,9 +140,9 @@ def _moderation_rule(checker: Checker, raw: YMap, rule_id: str) -> tuple[Pattern
                                                         "inputs it flags (`matcher: {type: any}` flags every input)")
     patterns = matcher(checker, raw["matcher"], raw.at("matcher"))
     flags = moderation(checker, raw["moderation"], raw.at("moderation"))
-    if isinstance(flags, Failed):
+    if isinstance(patterns, Failed) or isinstance(flags, Failed):
         return FAILED
-    return patterns, flags
+    return Answer("matcher", patterns, moderation=flags)
 
 
 def moderation(checker: Checker, raw: Any, pos: Pos) -> Moderation | Failed[Any]:
