@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Failed(Generic[T]):
     """A check that reported a problem; `partial` is what passed of the node, if anything.
     `shown` is false when no problem was shown: each was at a place where the YAML itself was
@@ -73,7 +73,7 @@ class Parts:
         return Failed(shown=self.shown)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Known:
     """A mapping whose keys were checked against a table: `guessed` are the keys misspelt ones
     were taken for (their absence is not reported again: one typo, one line); `failure` says
@@ -131,27 +131,33 @@ class Checker:
 # --- the checks of plain values: each is a key's check and gives its JSON Schema fragment ----------
 
 
-class Check(Protocol[T_co]):
-    """Reads the value of key `name` written at `pos`: the value, or Failed (reported)."""
+if TYPE_CHECKING:  # (a Protocol class costs time to make, and only the type checker reads it)
+    class Check(Protocol[T_co]):
+        """Reads the value of key `name` written at `pos`: the value, or Failed (reported)."""
 
-    @property
-    def schema(self) -> dict[str, Any]: ...
+        @property
+        def schema(self) -> dict[str, Any]: ...
 
-    def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> T_co | Failed[Any]: ...
+        def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> T_co | Failed[Any]: ...
 
 
 def _bounds(minimum: float | None, maximum: float | None) -> dict[str, Any]:
     return {name: bound for name, bound in (("minimum", minimum), ("maximum", maximum)) if bound is not None}
 
 
-@attrs.frozen
+# (The checks are plain classes, not attrs ones: some twenty are made at import, and making an
+# attrs class costs about half a millisecond, which every start of the server would pay.)
+
+
 class Number:
     """A number (not a boolean) within bounds, as a float; `message` says what was expected
     (`{name}` and `{shown}`, the value, are filled in)."""
 
-    minimum: float | None = None
-    maximum: float | None = None
-    message: str = "`{name}` must be a number"
+    __slots__ = ("maximum", "message", "minimum")
+
+    def __init__(self, minimum: float | None = None, maximum: float | None = None,
+                 message: str = "`{name}` must be a number") -> None:
+        self.minimum, self.maximum, self.message = minimum, maximum, message
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -165,12 +171,13 @@ class Number:
         return float(value)
 
 
-@attrs.frozen
 class Integer:
     """A whole number (not a boolean) within bounds."""
 
-    minimum: int | None = None
-    maximum: int | None = None
+    __slots__ = ("maximum", "minimum")
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -185,12 +192,13 @@ class Integer:
         return value
 
 
-@attrs.frozen
 class String:
     """A string (`nullable`: or nothing, read as None); `message` replaces the usual one."""
 
-    nullable: bool = False
-    message: str | None = None
+    __slots__ = ("message", "nullable")
+
+    def __init__(self, nullable: bool = False, message: str | None = None) -> None:
+        self.nullable, self.message = nullable, message
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -205,9 +213,10 @@ class String:
         return checker.report(pos, f"`{name}` must be a string (got {kind(value)}{quote})")
 
 
-@attrs.frozen
 class Strings:
     """A list of strings."""
+
+    __slots__ = ()
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -219,12 +228,13 @@ class Strings:
         return checker.report(pos, f"`{name}` must be a list of strings")
 
 
-@attrs.frozen
 class OneOf:
     """One of `choices` (a misspelling gets a hint); `message` replaces the usual one."""
 
-    choices: tuple[str, ...]
-    message: str | None = None
+    __slots__ = ("choices", "message")
+
+    def __init__(self, choices: tuple[str, ...], message: str | None = None) -> None:
+        self.choices, self.message = choices, message
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -238,8 +248,9 @@ class OneOf:
         return checker.report(pos, self.message or choice_message(name, value, self.choices))
 
 
-@attrs.frozen
 class Boolean:
+    __slots__ = ()
+
     @property
     def schema(self) -> dict[str, Any]:
         return {"type": "boolean"}
@@ -250,22 +261,26 @@ class Boolean:
         return checker.report(pos, f"`{name}` must be true or false")
 
 
-@attrs.frozen
 class Node:
     """A value with a rule of its own (a mapping, a list of them): the module of that node reads
     it; `schema` is its fragment, usually a reference to its definition."""
 
-    schema: dict[str, Any]
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
 
     def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> Any:
         raise TypeError(f"`{name}` is a node: its own rule reads it")
 
 
-@attrs.frozen
 class Ignored:
     """A value the loader takes as it comes (the schema still tells editors what is meant)."""
 
-    schema: dict[str, Any]
+    __slots__ = ("schema",)
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
 
     def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> Any:
         return value
@@ -275,7 +290,7 @@ def ref(name: str) -> Node:
     return Node({"$ref": f"#/$defs/{name}"})
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Key(Generic[T]):
     """A key of a scenario file: its name, what it means, and the check that reads it (which
     gives its JSON Schema fragment, unless `schema` says more)."""

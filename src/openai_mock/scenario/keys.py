@@ -11,8 +11,6 @@ import ipaddress
 import re
 from typing import Any
 
-import attrs
-
 from .kernel import (
     Boolean,
     Checker,
@@ -70,8 +68,9 @@ FRAMING_HEADERS = ("content-length", "transfer-encoding")
 # --- checks of this vocabulary -------------------------------------------------------------------
 
 
-@attrs.frozen
 class Chunking:
+    __slots__ = ()
+
     @property
     def schema(self) -> dict[str, Any]:
         return {"anyOf": [{"enum": ["word", "char"]}, {"type": "integer", "minimum": 1}]}
@@ -82,9 +81,10 @@ class Chunking:
         return checker.report(pos, "`chunking` must be `word`, `char` or a whole number of characters (1 or more)")
 
 
-@attrs.frozen
 class Code:
     """An error's `code` or `param`: text (a number is taken as its text), or null."""
+    __slots__ = ()
+
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -96,9 +96,10 @@ class Code:
         return None if value is None else str(value)
 
 
-@attrs.frozen
 class RuleId:
     """A rule's id: text, or a number taken as its text (`id: 1` is the rule "1")."""
+    __slots__ = ()
+
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -112,9 +113,10 @@ class RuleId:
         return value
 
 
-@attrs.frozen
 class Arguments:
     """A tool call's arguments: JSON text, or a mapping that becomes the JSON text the API sends."""
+    __slots__ = ()
+
 
     @property
     def schema(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from .turns import flow, matcher
 from .yamlsrc import Pos, YList, YMap
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Answer:
     """What a rule's form says: what it matches and what it answers."""
 
