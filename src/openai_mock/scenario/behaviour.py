@@ -15,6 +15,8 @@ from .yamlsrc import Pos, YList, YMap
 def behaviour(checker: Checker, raw: YMap) -> Behaviour | Failed[Behaviour]:
     """The behaviour keys of `raw` (its other keys are its node's business). Failed, it holds
     the keys that passed."""
+    if raw.keys().isdisjoint(_KEYS):  # (most rules: nothing to read)
+        return _NONE
     parts = Parts()
     values = Behaviour(
         latency_ms=parts(keys.LATENCY_MS.read(checker, raw)),
@@ -30,6 +32,10 @@ def behaviour(checker: Checker, raw: YMap) -> Behaviour | Failed[Behaviour]:
         flow_reply=parts(keys.FLOW_REPLY.read(checker, raw)),
     )
     return parts.result(values)
+
+
+_KEYS = frozenset(keys.BEHAVIOUR) | frozenset(keys.DEFAULTS_ONLY)
+_NONE = Behaviour()
 
 
 def steps(checker: Checker, raw: Any, pos: Pos) -> tuple[Behaviour, ...] | Failed[tuple[Behaviour, ...]]:

@@ -51,12 +51,12 @@ class Parts:
         self.shown = False  # whether a failure was shown
 
     def __call__(self, result: T | Failed[T] | Absent) -> T | None:
+        if result is ABSENT:
+            return None
         if isinstance(result, Failed):
             self.fail(result)
             return result.partial
-        if isinstance(result, Absent):
-            return None
-        return result
+        return result  # type: ignore[return-value]  # (not ABSENT: see above)
 
     def fail(self, result: Failed[Any] | None) -> None:
         """The result of a check whose value is not kept (None: it passed)."""
@@ -73,15 +73,15 @@ class Parts:
         return Failed(shown=self.shown)
 
 
-@attrs.frozen(eq=False)
 class Known:
     """A mapping whose keys were checked against a table: `guessed` are the keys misspelt ones
     were taken for (their absence is not reported again: one typo, one line); `failure` says
-    whether a key was unknown."""
+    whether a key was unknown. (A plain class: one is made for every mapping checked.)"""
 
-    raw: YMap
-    guessed: frozenset[str] = frozenset()
-    failure: Failed[Any] | None = None
+    __slots__ = ("failure", "guessed", "raw")
+
+    def __init__(self, raw: YMap, guessed: frozenset[str] = frozenset(), failure: Failed[Any] | None = None) -> None:
+        self.raw, self.guessed, self.failure = raw, guessed, failure
 
 
 class ConfigError(Exception):

@@ -277,11 +277,13 @@ MODERATION = table(
 def known(checker: Checker, raw: YMap, allowed: dict[str, Key[Any]], where: str, ignore: str | None = None) -> Known:
     """Report each key of `raw` that `allowed` does not list, with the key it likely misspells
     or where it belongs."""
+    unknown = [key for key in raw if key not in allowed
+               and not (ignore and isinstance(key, str) and key.startswith(ignore))]
+    if not unknown:
+        return Known(raw)
     guessed: set[str] = set()
     parts = Parts()
-    for key in raw:
-        if key in allowed or (ignore and isinstance(key, str) and key.startswith(ignore)):
-            continue
+    for key in unknown:
         hint = ""
         close = closest(key, tuple(allowed))
         if close is not None:
