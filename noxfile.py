@@ -46,8 +46,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and mypy in strict mode on src/ (its configuration is in pyproject.toml)."""
+    install_project(session, "[test]")  # (mypy reads the dependencies' types)
+    session.install("ruff", "mypy>=1.10", "types-PyYAML", "types-regex")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session

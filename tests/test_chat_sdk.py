@@ -476,3 +476,88 @@ def test_model_is_echoed_for_flow_replies(servers):
     assert completion.model == "my-custom-model"
     assert completion.id.startswith("chatcmpl-")
     assert json.loads(completion.model_dump_json())["object"] == "chat.completion"
+
+
+EVERY_FIELD = """
+responses:
+  - id: every-field
+    matcher: {type: any}
+    response:
+      system_fingerprint: fp_given
+      model: gpt-given
+      usage:
+        completion_tokens: 7
+        prompt_tokens_details: {cached_tokens: 2}
+        prompt_tokens: 5
+        total_tokens: 12
+        x_usage: [1, {a: null}]
+      choices:
+        - finish_reason: tool_calls
+          logprobs: {content: []}
+          message:
+            tool_calls:
+              - function: {arguments: {city: Paris}, name: weather}
+                id: call_1
+              - {type: function, id: call_2, function: {name: time}}
+            annotations: [{type: url_citation}]
+            content: Checking.
+            audio: null
+            role: assistant
+          index: 0
+        - message: {refusal: "No.", content: null}
+      created: 1700000000
+      object: chat.completion
+      id: chatcmpl-given
+      service_tier: flex
+      x_top: {nested: [true, 1.5]}
+"""
+
+
+def test_a_configured_response_with_every_field_round_trips_exactly(servers):
+    # served as written: every key in the order written (at every level), the fields the server
+    # does not read passed through, arguments given as a mapping sent as JSON text, and what
+    # the real API always sends added after (message refusal/annotations, choice logprobs...)
+    server = servers(EVERY_FIELD)
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    body = httpx.post(f"{server.base_url}/chat/completions", json=request, headers=headers, timeout=10).content
+    assert body == (
+        b'{"system_fingerprint":"fp_given","model":"gpt-given","usage":{"prompt_tokens":5,"completion_tokens":7,'
+        b'"total_tokens":12,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":'
+        b'{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0},'
+        b'"x_usage":[1,{"a":null}]},"choices":[{"finish_reason":"tool_calls","logprobs":{"content":[]},'
+        b'"message":{"tool_calls":[{"function":{"arguments":"{\\"city\\": \\"Paris\\"}","name":"weather"},'
+        b'"id":"call_1","type":"function"},{"type":"function","id":"call_2","function":{"name":"time",'
+        b'"arguments":""}}],"annotations":[{"type":"url_citation"}],"content":"Checking.","audio":null,'
+        b'"role":"assistant","refusal":null},"index":0},{"message":{"refusal":"No.","content":null,'
+        b'"role":"assistant","annotations":[]},"index":1,"logprobs":null,"finish_reason":"stop"}],'
+        b'"created":1700000000,"object":"chat.completion","id":"chatcmpl-given","service_tier":"flex",'
+        b'"x_top":{"nested":[true,1.5]}}')
+    completion = server.client().chat.completions.create(**request)  # and the SDK reads it
+    assert completion.choices[0].message.tool_calls[0].function.arguments == '{"city": "Paris"}'
+
+    streamed = httpx.post(f"{server.base_url}/chat/completions", headers=headers, timeout=10, json={
+        **request, "stream": True, "stream_options": {"include_usage": True, "include_obfuscation": False}}).text
+    chunks = [json.loads(line[len("data: "):]) for line in streamed.splitlines() if line.startswith("data: {")]
+    assert len(chunks) == 11
+    for chunk in chunks:
+        assert list(chunk)[:6] == ["id", "object", "created", "model", "service_tier", "system_fingerprint"]
+        assert [chunk[k] for k in ("id", "created", "model", "service_tier", "system_fingerprint")] == [
+            "chatcmpl-given", 1700000000, "gpt-given", "flex", "fp_given"]
+    deltas = [(c["choices"][0]["index"], c["choices"][0]["delta"], c["choices"][0]["finish_reason"])
+              for c in chunks[:-1]]
+    assert deltas == [
+        (0, {"role": "assistant", "content": "", "refusal": None}, None),
+        (0, {"content": "Checking."}, None),
+        (0, {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                             "function": {"name": "weather", "arguments": ""}}]}, None),
+        (0, {"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}, None),
+        (0, {"tool_calls": [{"index": 0, "function": {"arguments": ' "Paris"}'}}]}, None),
+        (0, {"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
+                             "function": {"name": "time", "arguments": ""}}]}, None),
+        (0, {}, "tool_calls"),
+        (1, {"role": "assistant", "content": None, "refusal": ""}, None),
+        (1, {"refusal": "No."}, None),
+        (1, {}, "stop"),
+    ]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == json.loads(body)["usage"]

@@ -109,31 +109,20 @@ def raw(server, text: str):
     return raw_request("127.0.0.1", server.port, "POST", "/v1/chat/completions", chat_body(text))
 
 
-def test_raw_disconnect_leaves_the_chunked_body_unterminated(faults):
-    response = raw(faults, "fail:disconnect")
+@pytest.mark.parametrize(("kind", "ending", "terminated"), [
+    ("disconnect", "eof", False),  # FIN mid-body: the chunked body is left unterminated
+    ("reset", "reset", False),  # a TCP reset
+    ("truncate", "complete", True),  # a clean end, too early
+    ("hang", "eof", False),  # nothing more for hang_ms, then FIN
+])
+def test_raw_cuts_after_three_events(faults, kind, ending, terminated):
+    response = raw(faults, f"fail:{kind}")
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert len(response.events) == 3
-    assert (response.ending, response.terminated) == ("eof", False)
-
-
-def test_raw_reset_is_a_tcp_reset(faults):
-    response = raw(faults, "fail:reset")
-    assert len(response.events) == 3
-    assert response.ending == "reset"
-
-
-def test_raw_truncate_is_a_clean_end(faults):
-    response = raw(faults, "fail:truncate")
-    assert len(response.events) == 3
-    assert (response.ending, response.terminated) == ("complete", True)
-
-
-def test_raw_hang_keeps_the_connection_open_then_drops(faults):
-    response = raw(faults, "fail:hang")
-    assert len(response.events) == 3
-    assert response.ending == "eof"
-    assert response.elapsed >= 0.3
+    assert (response.ending, response.terminated) == (ending, terminated)
+    if kind == "hang":
+        assert response.elapsed >= 0.3
 
 
 def test_raw_malformed_sends_half_an_event(faults):

@@ -304,9 +304,17 @@ def test_a_response_object_is_kept_as_given_with_mapping_arguments_as_json_text(
                   finish_reason: tool_calls
               usage: {prompt_tokens: 1, completion_tokens: 2, total_tokens: 3}
     """).rules[0]
-    assert rule.response["system_fingerprint"] == "fp_x"
-    assert rule.response["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"a": [1, 2]}'
-    assert json.loads(json.dumps(rule.response)) == rule.response  # plain JSON values only
+    given = rule.response
+    assert given is not None  # parsed once, at load
+    assert given.keys == ("id", "created", "model", "system_fingerprint", "choices", "usage")  # as written
+    assert (given.id, given.created, given.model) == ("chatcmpl-1", 1677649420, "gpt-4")
+    assert given.written("system_fingerprint") == (True, "fp_x")
+    assert json.loads(json.dumps(dict(given.extra))) == dict(given.extra)  # plain JSON values only
+    call = given.choices[0].message.tool_calls[0]
+    assert call.call == ToolCall(id="call_1", name="f", arguments='{"a": [1, 2]}')
+    assert (call.keys, call.function_keys) == (("id", "type", "function"), ("name", "arguments"))
+    assert given.choices[0].reply == Reply(content=None, tool_calls=(call.call,), finish_reason="tool_calls")
+    assert given.usage is not None and (given.usage.prompt_tokens, given.usage.completion_tokens) == (1, 2)
     assert rule.reply is not None and rule.reply.tool_calls[0].arguments == '{"a": [1, 2]}'
 
 

@@ -24,7 +24,7 @@ from .failures import Failure
 from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
 from .options import Options
 from .plan import ALNUM, HEX, Plan, Timing, Usage, token
-from .scenario.model import Behaviour, Config, ErrorSpec, Reply, Rule
+from .scenario.model import Behaviour, Config, ErrorSpec, GivenCompletion, Reply, Rule
 from .store import Store, StoredResponse
 
 # the store's counters of a session: its requests, and the requests each rule with steps got
@@ -165,11 +165,12 @@ class Engine:
         assert found.reply is not None
         behaviour, step = await self._step(rule, request.session)
         conduct = _conduct(behaviour, request.stream, head.seed)
-        fields = self._content(rule.response, found.reply, request, conversation, head.fields())
-        # (the one splat left: `_content`'s fields, which the response's parsed value replaces)
-        return Plan(**fields, rule_id=rule.id, step=step, timing=conduct.timing, headers=conduct.headers,
-                    chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
-                    fail_after=conduct.fail_after, stream_error=conduct.stream_error)
+        content = _content(rule.response, found.reply, request, conversation, head)
+        return Plan(request_id=head.request_id, seed=head.seed, stream=head.stream, options=head.options,
+                    created=content.created, model=content.model, id=content.id, reply=found.reply,
+                    usage=content.usage, given=content.given, rule_id=rule.id, step=step,
+                    timing=conduct.timing, headers=conduct.headers, chunking=conduct.chunking, error=conduct.error,
+                    failure=conduct.failure, fail_after=conduct.fail_after, stream_error=conduct.stream_error)
 
     async def _moderate(self, request: Request, head: _Head) -> Plan:
         """Each input is matched on its own; `response` holds, per input, the moderation of the
@@ -190,29 +191,9 @@ class Engine:
         return Plan(request_id=head.request_id, seed=head.seed, stream=head.stream, created=head.created,
                     model=head.model, options=head.options, rule_id=rule_id, step=step,
                     id=ID_PREFIX["moderations"] + token(head.seed, "id", ID_LENGTH["moderations"], HEX),
-                    response=tuple(verdicts), timing=conduct.timing, headers=conduct.headers,
+                    verdicts=tuple(verdicts), timing=conduct.timing, headers=conduct.headers,
                     chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
                     fail_after=conduct.fail_after, stream_error=conduct.stream_error)
-
-    def _content(self, response: Any, reply: Reply, request: Request, conversation: Conversation,
-                 base: dict[str, Any]) -> dict[str, Any]:
-        """The Plan's fields for the reply's content: its id, the usage, a `response:` given as is."""
-        prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
-        alphabet = HEX if request.endpoint == "responses" else ALNUM
-        fields = dict(base, reply=reply, id=prefix + token(base["seed"], "id", length, alphabet))
-        usage = Usage(tokens.prompt_tokens(conversation), tokens.completion_tokens(reply.content, reply.tool_calls))
-        if isinstance(response, dict):
-            given = response.get("usage")
-            if isinstance(given, dict):
-                usage = Usage(int(given.get("prompt_tokens", usage.prompt_tokens)),
-                              int(given.get("completion_tokens", usage.completion_tokens)), given=given)
-            if request.endpoint == "chat":
-                fields["response"] = response
-                fields["id"] = response.get("id") or fields["id"]
-                fields["created"] = response.get("created") or fields["created"]
-                fields["model"] = response.get("model") or fields["model"]
-        fields["usage"] = usage
-        return fields
 
     async def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
         assert plan.reply is not None
@@ -264,10 +245,36 @@ class _Head(NamedTuple):  # (a tuple: made for every request, and faster to make
         return Plan(request_id=self.request_id, seed=self.seed, stream=self.stream, created=self.created,
                     model=self.model, options=self.options, error=spec)
 
-    def fields(self) -> dict[str, Any]:
-        """These, as the Plan's fields by name (for `Engine._content`)."""
-        return {"request_id": self.request_id, "seed": self.seed, "stream": self.stream, "created": self.created,
-                "model": self.model, "options": self.options}
+
+
+class _Content(NamedTuple):
+    """What a reply's plan says of its content, besides the reply: its id, the usage, and a
+    configured `response:` served as given (with its id, created and model, when it has them)."""
+
+    id: str
+    created: int
+    model: str
+    usage: Usage
+    given: GivenCompletion | None
+
+
+def _content(response: GivenCompletion | None, reply: Reply, request: Request, conversation: Conversation,
+             head: _Head) -> _Content:
+    prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
+    alphabet = HEX if request.endpoint == "responses" else ALNUM
+    made_id = prefix + token(head.seed, "id", length, alphabet)
+    usage = Usage(tokens.prompt_tokens(conversation), tokens.completion_tokens(reply.content, reply.tool_calls))
+    if response is None:
+        return _Content(made_id, head.created, head.model, usage, None)
+    given = response.usage
+    if given is not None:  # its counts, over the counted ones
+        usage = Usage(usage.prompt_tokens if given.prompt_tokens is None else given.prompt_tokens,
+                      usage.completion_tokens if given.completion_tokens is None else given.completion_tokens,
+                      given=given)
+    if request.endpoint != "chat":  # (other endpoints take its usage, and shape the rest themselves)
+        return _Content(made_id, head.created, head.model, usage, None)
+    return _Content(response.id or made_id, response.created or head.created, response.model or head.model,
+                    usage, response)
 
 
 class _Conduct(NamedTuple):

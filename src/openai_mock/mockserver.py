@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from .http.common import SESSION_HEADER
 from .http.state import Settings
 from .log import RequestLog
 from .scenario import load
@@ -26,7 +27,6 @@ from .scenario.model import Config
 from .server import Server, bundled_scenarios, listen
 
 DEFAULT_API_KEY = "sk-mock"
-SESSION_HEADER = "X-Mock-Session"
 
 
 def _load(config: str | Path | Mapping[str, Any] | Config | None) -> Config:

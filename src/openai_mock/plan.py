@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
 from .failures import Failure
 from .options import ChatOptions, CompletionOptions, ModerationOptions, Options, ResponsesOptions
-from .scenario.model import ErrorSpec, Reply
+from .scenario.model import ErrorSpec, GivenCompletion, GivenUsage, Moderation, Reply
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
@@ -79,7 +79,7 @@ class Timing:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
-    given: dict[str, Any] | None = None  # a usage object from the scenario, served as given
+    given: GivenUsage | None = None  # a configured `response:`'s usage, served as given
 
     @property
     def total_tokens(self) -> int:
@@ -102,9 +102,9 @@ class Plan:
     created: int = 0
     model: str = ""
     usage: Usage | None = None
-    # matcher form: the chat.completion object as configured; moderations: per input, the
-    # matching rule's Moderation, or None when no rule matched it
-    response: Any = None
+    given: GivenCompletion | None = None  # chat, matcher form: the chat.completion as configured
+    # moderations: per input, what the rule that matched it flags (None: no rule matched it)
+    verdicts: tuple[Moderation | None, ...] = ()
     chunking: str | int = "word"
     # how it ends: a failure after `fail_after` chunks (None: with nothing let through)
     fail_after: int | None = None

@@ -23,7 +23,8 @@ from .access import cors_headers
 if TYPE_CHECKING:
     from .state import MockState
 
-SESSION_HEADER = "x-mock-session"
+SESSION_HEADER = "X-Mock-Session"  # the client's session: its own steps, stored responses and journal
+_SESSION = SESSION_HEADER.lower()  # (`header` takes lower-case names)
 BODY_TIMEOUT = 60.0  # seconds a request body may take to arrive (Quart's default)
 EXPOSED_HEADERS = ", ".join((
     "x-request-id", "openai-processing-ms", "openai-version", "openai-organization", "retry-after",
@@ -55,7 +56,7 @@ async def open_exchange(state: MockState, method: str, path: str, header: Callab
     """Start a request: `header(name)` reads a request header (lower-case name), `local` is the
     address the connection arrived at. For the API, draws the request's seed and starts its
     journal entry. The second value is the refusal to send instead of an answer (`access.py`)."""
-    exchange = Exchange(method=method, path=path, session=header(SESSION_HEADER) or "default")
+    exchange = Exchange(method=method, path=path, session=header(_SESSION) or "default")
     refusal = state.access.refusal(method, path, header, local)
     if not is_api(path) or method == "OPTIONS":
         return exchange, refusal

@@ -23,8 +23,8 @@ import trio
 
 from ..plan import Plan
 from ..requests.checks import Invalid, json_body
-from ..store import StoreUnavailable
 from ..scenario.model import ErrorSpec
+from ..store import StoreUnavailable
 from . import common, executor
 from .access import is_admin
 from .asgi import ASGIApp, Receive, Scope, Send

@@ -86,6 +86,5 @@ class MockState:
 
     @staticmethod
     def _models(config: Config) -> dict[str, dict[str, Any]]:
-        named = [r.response["model"] for r in config.rules
-                 if isinstance(r.response, dict) and isinstance(r.response.get("model"), str)]
+        named = [r.response.model for r in config.rules if r.response is not None and r.response.model is not None]
         return models.catalogue(tuple(config.models) + tuple(named))

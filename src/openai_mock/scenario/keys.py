@@ -1,18 +1,39 @@
-"""Every key a scenario file may use, in one place.
+"""Every key a scenario file may use, in one place: its name, what it means, and its check.
 
-The loader checks files against these tables and `openai-mock schema` turns the same
-tables into a JSON Schema, so the two can never disagree on a name.
+A key's check reads its value for the loader and gives its JSON Schema fragment to
+`openai-mock schema`, so the two can never disagree on a name, a type or a bound. A key whose
+value is a node of its own (`error`, `matcher`, ...) names that node; the node's module reads it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
+from .kernel import (
+    Boolean,
+    Checker,
+    Failed,
+    Ignored,
+    Integer,
+    Key,
+    Known,
+    Node,
+    Number,
+    OneOf,
+    Parts,
+    String,
+    Strings,
+    closest,
+    json_text,
+    ref,
+    table,
+)
 from .model import FAILURES, MATCHER_RANK, MODERATION_CATEGORIES
+from .yamlsrc import Pos, YMap
 
 MATCHERS = tuple(MATCHER_RANK)
-BEHAVIOUR_FAILURES = FAILURES
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
 FLOW_REPLIES = ("next", "last")
@@ -43,138 +64,245 @@ EXTENSION_PREFIX = "x-"
 # Headers the server sets from the body it sends; a scenario cannot set them.
 FRAMING_HEADERS = ("content-length", "transfer-encoding")
 
-# key -> (JSON Schema fragment, description)
-BEHAVIOUR = {
-    "latency_ms": ({"type": "number", "minimum": 0}, "Wait before the status and headers are sent."),
-    "first_chunk_delay_ms": ({"type": "number", "minimum": 0}, "Streaming: wait after the headers before the first chunk."),
-    "delay_ms": ({"type": "number", "minimum": 0}, "Streaming: wait between consecutive chunks."),
-    "jitter_ms": ({"type": "number", "minimum": 0}, "Every wait varies uniformly within plus or minus this (seeded)."),
-    "chunking": (
-        {"anyOf": [{"enum": ["word", "char"]}, {"type": "integer", "minimum": 1}]},
-        "How text is split into chunks: word (default), char, or N characters a chunk.",
-    ),
-    "fail_after_chunks": ({"type": "integer", "minimum": 0}, "Streaming: deliver exactly N chunks, then fail as `failure` says."),
-    "failure": ({"enum": list(FAILURES)}, "How the response fails (default disconnect)."),
-    "hang_ms": ({"type": "number", "minimum": 0}, "How long a `hang` lasts; absent means until the client leaves."),
-    "error": ({"$ref": "#/$defs/error"}, "Respond with this HTTP error instead of the reply (or, with failure: error_event, the error event's payload)."),
-    "headers": ({"$ref": "#/$defs/headers"}, "Extra response headers."),
-}
+
+# --- checks of this vocabulary -------------------------------------------------------------------
+
+
+class Chunking:
+    __slots__ = ()
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"enum": ["word", "char"]}, {"type": "integer", "minimum": 1}]}
+
+    def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> str | int | Failed[Any]:
+        if value in ("word", "char") or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value  # type: ignore[no-any-return]
+        return checker.report(pos, "`chunking` must be `word`, `char` or a whole number of characters (1 or more)")
+
+
+class Code:
+    """An error's `code` or `param`: text (a number is taken as its text), or null."""
+    __slots__ = ()
+
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": ["string", "null"]}
+
+    def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> str | None | Failed[Any]:
+        if value is not None and not isinstance(value, (str, int)):
+            return checker.report(pos, f"`{name}` must be a string or null")
+        return None if value is None else str(value)
+
+
+class RuleId:
+    """A rule's id: text, or a number taken as its text (`id: 1` is the rule "1")."""
+    __slots__ = ()
+
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": ["string", "number"], "pattern": r"\S"}
+
+    def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> str | Failed[Any]:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str) or not value.strip():
+            return checker.report(pos, "`id` must be a non-empty string")
+        return value
+
+
+class Arguments:
+    """A tool call's arguments: JSON text, or a mapping that becomes the JSON text the API sends."""
+    __slots__ = ()
+
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return {"type": ["string", "object"]}
+
+    def __call__(self, checker: Checker, value: Any, pos: Pos, name: str) -> str | Failed[Any]:
+        if isinstance(value, dict):
+            return json_text(value)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            return checker.report(pos, "`arguments` must be a JSON string or a mapping")
+        return value
+
+
+MILLISECONDS = Number(minimum=0, message="`{name}` must be a number of milliseconds, 0 or more")
+THRESHOLD = Number(minimum=0, maximum=1, message="`{name}` must be a number from 0 to 1 (got {shown})")
+
+
+# --- the tables --------------------------------------------------------------------------------
+
+LATENCY_MS = Key("latency_ms", "Wait before the status and headers are sent.", MILLISECONDS)
+FIRST_CHUNK_DELAY_MS = Key("first_chunk_delay_ms", "Streaming: wait after the headers before the first chunk.",
+                           MILLISECONDS)
+DELAY_MS = Key("delay_ms", "Streaming: wait between consecutive chunks.", MILLISECONDS)
+JITTER_MS = Key("jitter_ms", "Every wait varies uniformly within plus or minus this (seeded).", MILLISECONDS)
+CHUNKING: Key[str | int] = Key("chunking", "How text is split into chunks: word (default), char, or N characters a chunk.", Chunking())
+FAIL_AFTER_CHUNKS = Key("fail_after_chunks", "Streaming: deliver exactly N chunks, then fail as `failure` says.",
+                        Integer(minimum=0))
+FAILURE = Key("failure", "How the response fails (default disconnect).", OneOf(FAILURES))
+HANG_MS = Key("hang_ms", "How long a `hang` lasts; absent means until the client leaves.", MILLISECONDS)
+ERROR_KEY = Key("error", "Respond with this HTTP error instead of the reply (or, with failure: error_event, the "
+                         "error event's payload).", ref("error"))
+HEADERS = Key("headers", "Extra response headers.", ref("headers"))
+FLOW_REPLY = Key("flow_reply", "Conversation flows answer with the next assistant turn (default) or always the "
+                               "last (openai-mock-api 0.4).", OneOf(FLOW_REPLIES))
+
+BEHAVIOUR = table(LATENCY_MS, FIRST_CHUNK_DELAY_MS, DELAY_MS, JITTER_MS, CHUNKING, FAIL_AFTER_CHUNKS, FAILURE,
+                  HANG_MS, ERROR_KEY, HEADERS)
 
 # behaviour keys that make a response fail; in a rule with steps they belong in the steps
 FAULTS = ("error", "failure", "fail_after_chunks", "hang_ms")
 
-ERROR = {
-    "status": ({"type": "integer", "minimum": 400, "maximum": 599}, "HTTP status (default 500)."),
-    "message": ({"type": "string"}, "error.message (default: the real API's message for the status)."),
-    "type": ({"type": "string"}, "error.type (default per status)."),
-    "code": ({"type": ["string", "null"]}, "error.code (default per status)."),
-    "param": ({"type": ["string", "null"]}, "error.param."),
-    "headers": ({"$ref": "#/$defs/headers"}, "Headers sent with the error (retry-after, x-should-retry, ...)."),
-    "body": ({"type": "string"}, "A raw body sent instead of the JSON error (e.g. a gateway's HTML page)."),
-    "content_type": ({"type": "string"}, "Content-Type of the raw body (default text/html)."),
-}
+STATUS = Key("status", "HTTP status (default 500).", Integer(minimum=400, maximum=599))
+MESSAGE = Key("message", "error.message (default: the real API's message for the status).", String())
+TYPE = Key("type", "error.type (default per status).", String())
+CODE = Key("code", "error.code (default per status).", Code())
+PARAM = Key("param", "error.param.", Code())
+ERROR_HEADERS = Key("headers", "Headers sent with the error (retry-after, x-should-retry, ...).", ref("headers"))
+BODY = Key("body", "A raw body sent instead of the JSON error (e.g. a gateway's HTML page).", String())
+CONTENT_TYPE = Key("content_type", "Content-Type of the raw body (default text/html).", String())
+ERROR = table(STATUS, MESSAGE, TYPE, CODE, PARAM, ERROR_HEADERS, BODY, CONTENT_TYPE)
 
-TOP = {
-    "apiKey": ({"type": "string"}, "When set, /v1 and /_mock requests must carry Authorization: Bearer <apiKey>."),
-    "api_key": ({"type": "string"}, "Alias of apiKey."),
-    "port": ({"type": "integer", "minimum": 0, "maximum": 65535}, "Port to listen on (default 3000; the CLI's --port wins)."),
-    "seed": ({"type": "integer"}, "Makes jitter, generated ids and probabilistic faults reproducible."),
-    "cors": ({"$ref": "#/$defs/cors"}, "CORS settings: {origins: [...]} (default: any origin for the API; the admin API only for origins listed by name)."),
-    "allowed_hosts": (
-        {"type": "array", "items": {"type": "string", "pattern": ALLOWED_HOST}},
-        "Host names (besides loopback and the bound address) that requests may be addressed to; .example.com for a domain and its subdomains, \"*\" for any.",
-    ),
-    "defaults": ({"$ref": "#/$defs/defaults"}, "Behaviour keys applied to every rule that does not set them."),
-    "models": ({"type": "array", "items": {"type": "string"}}, "Model ids that GET /v1/models lists (added to the built-in ones)."),
-    "responses": ({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}}, "The rules."),
-    "scenarios": ({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}}, "Alias of responses."),
-}
+API_KEY = Key("apiKey", "When set, /v1 and /_mock requests must carry Authorization: Bearer <apiKey>.", String())
+API_KEY_ALIAS = Key("api_key", "Alias of apiKey.", String())
+PORT = Key("port", "Port to listen on (default 3000; the CLI's --port wins).", Integer(minimum=0, maximum=65535))
+SEED = Key("seed", "Makes jitter, generated ids and probabilistic faults reproducible.", Integer())
+CORS_KEY = Key("cors", "CORS settings: {origins: [...]} (default: any origin for the API; the admin API only for "
+                       "origins listed by name).", ref("cors"))
+ALLOWED_HOSTS = Key(
+    "allowed_hosts",
+    "Host names (besides loopback and the bound address) that requests may be addressed to; .example.com for a "
+    "domain and its subdomains, \"*\" for any.",
+    Node({"type": "array", "items": {"type": "string", "pattern": ALLOWED_HOST}}))
+MODELS = Key("models", "Model ids that GET /v1/models lists (added to the built-in ones).", Strings())
+_RULES = Node({"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}})
 
-DEFAULTS_ONLY = {
-    "flow_reply": ({"enum": list(FLOW_REPLIES)}, "Conversation flows answer with the next assistant turn (default) or always the last (openai-mock-api 0.4)."),
-}
+TOP = table(
+    API_KEY, API_KEY_ALIAS, PORT, SEED, CORS_KEY, ALLOWED_HOSTS,
+    Key("defaults", "Behaviour keys applied to every rule that does not set them.", ref("defaults")),
+    MODELS,
+    Key("responses", "The rules.", _RULES),
+    Key("scenarios", "Alias of responses.", _RULES),
+)
+# the settings of the top level, in the order they are read
+SETTINGS = (API_KEY, API_KEY_ALIAS, PORT, SEED, CORS_KEY, MODELS, ALLOWED_HOSTS)
 
-RULE = {
-    "id": ({"type": ["string", "number"], "pattern": r"\S"}, "Unique rule id (unique across all files)."),
-    "description": ({"type": ["string", "null"]}, "Free text for people; ignored."),
-    "messages": ({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/flowTurn"}}, "Conversation flow (openai-mock-api 0.4 form)."),
-    "matcher": ({"$ref": "#/$defs/matcher"}, "Matcher form: messages compared with the last messages of the request."),
-    "response": ({"$ref": "#/$defs/response"}, "Matcher form: a whole chat.completion object, served as given."),
-    "reply": (
-        {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/assistantTurn"}]},
-        "Matcher form shorthand: the reply text (or an assistant turn); ids, model and usage are filled in.",
-    ),
-    "moderation": (
-        {"$ref": "#/$defs/moderation"},
-        "Makes this a moderation rule: /v1/moderations inputs that the `matcher` matches are flagged in these categories (no reply; chat and other endpoints never match it).",
-    ),
-    "steps": (
-        {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#/$defs/behaviour"}, {"type": "null"}]}},
-        "Behaviour for the 1st, 2nd, ... matching request ({} is the plain reply); the last repeats unless cycle is true.",
-    ),
-    "cycle": ({"type": "boolean"}, "Start `steps` over after the last one."),
-    **DEFAULTS_ONLY,
-    **BEHAVIOUR,
-}
+DEFAULTS_ONLY = table(FLOW_REPLY)
 
-FLOW_TURN = {
-    "role": ({"enum": list(ROLES)}, "Message role."),
-    "content": ({"type": ["string", "null"]}, "Text to compare (or, on an assistant turn, the reply text)."),
-    "matcher": ({"enum": list(MATCHERS)}, "How content is compared (default exact)."),
-    "threshold": ({"type": "number", "minimum": 0, "maximum": 1}, "fuzzy: minimum similarity (default 0.8)."),
-    "tool_call_id": ({"type": "string"}, "A tool turn: the tool call it answers."),
-    "tool_calls": ({"type": "array", "items": {"$ref": "#/$defs/toolCall"}}, "An assistant turn: tool calls to make."),
-    "finish_reason": ({"enum": list(FINISH_REASONS)}, "An assistant turn: the finish reason (default tool_calls or stop)."),
-    "refusal": ({"type": "string"}, "An assistant turn: a refusal instead of content."),
-    "name": ({"type": "string"}, "Message name (ignored when matching)."),
-}
+RULE_ID = Key("id", "Unique rule id (unique across all files).", RuleId())
+DESCRIPTION = Key("description", "Free text for people; ignored.", String(nullable=True))
+CYCLE = Key("cycle", "Start `steps` over after the last one.", Boolean())
+RULE = table(
+    RULE_ID, DESCRIPTION,
+    Key("messages", "Conversation flow (openai-mock-api 0.4 form).",
+        Node({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/flowTurn"}})),
+    Key("matcher", "Matcher form: messages compared with the last messages of the request.", ref("matcher")),
+    Key("response", "Matcher form: a whole chat.completion object, served as given.", ref("response")),
+    Key("reply", "Matcher form shorthand: the reply text (or an assistant turn); ids, model and usage are filled in.",
+        Node({"anyOf": [{"type": "string"}, {"$ref": "#/$defs/assistantTurn"}]})),
+    Key("moderation", "Makes this a moderation rule: /v1/moderations inputs that the `matcher` matches are flagged in "
+                      "these categories (no reply; chat and other endpoints never match it).", ref("moderation")),
+    Key("steps", "Behaviour for the 1st, 2nd, ... matching request ({} is the plain reply); the last repeats unless "
+                 "cycle is true.",
+        Node({"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#/$defs/behaviour"}, {"type": "null"}]}})),
+    CYCLE,
+    *DEFAULTS_ONLY.values(),
+    *BEHAVIOUR.values(),
+)
 
-ASSISTANT_TURN = {
-    key: FLOW_TURN[key] for key in ("role", "content", "tool_calls", "finish_reason", "refusal")
-}
+ROLE = Key("role", "Message role.", OneOf(ROLES))
+CONTENT = Key("content", "Text to compare (or, on an assistant turn, the reply text).", String(nullable=True))
+TURN_MATCHER = Key("matcher", "How content is compared (default exact).", OneOf(MATCHERS))
+THRESHOLD_KEY = Key("threshold", "fuzzy: minimum similarity (default 0.8).", THRESHOLD)
+TOOL_CALL_ID = Key("tool_call_id", "A tool turn: the tool call it answers.", String())
+TOOL_CALLS = Key("tool_calls", "An assistant turn: tool calls to make.",
+                 Node({"type": "array", "items": {"$ref": "#/$defs/toolCall"}}))
+FINISH_REASON = Key("finish_reason", "An assistant turn: the finish reason (default tool_calls or stop).",
+                    OneOf(FINISH_REASONS))
+REFUSAL = Key("refusal", "An assistant turn: a refusal instead of content.",
+              String(nullable=True, message="`{name}` must be a string"), {"type": "string"})
+NAME = Key("name", "Message name (ignored when matching).", Ignored({"type": "string"}))
+FLOW_TURN = table(ROLE, CONTENT, TURN_MATCHER, THRESHOLD_KEY, TOOL_CALL_ID, TOOL_CALLS, FINISH_REASON, REFUSAL, NAME)
 
-MATCHER = {
-    "type": ({"enum": list(MATCHERS)}, "How message contents are compared (default exact)."),
-    "threshold": ({"type": "number", "minimum": 0, "maximum": 1}, "fuzzy: minimum similarity (default 0.8)."),
-    "messages": ({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/matcherMessage"}}, "Compared with the request's last messages."),
-}
+ASSISTANT_TURN = {key: FLOW_TURN[key] for key in ("role", "content", "tool_calls", "finish_reason", "refusal")}
 
-MATCHER_MESSAGE = {
-    "role": FLOW_TURN["role"],
-    "content": ({"type": "string"}, "Text to compare."),
-    "matcher": ({"enum": list(MATCHERS)}, "Overrides the matcher's type for this message."),
-    "threshold": FLOW_TURN["threshold"],
-    "tool_call_id": FLOW_TURN["tool_call_id"],
-    "name": FLOW_TURN["name"],
-}
+MATCHER_TYPE = Key("type", "How message contents are compared (default exact).", OneOf(MATCHERS))
+MATCHER = table(
+    MATCHER_TYPE, THRESHOLD_KEY,
+    Key("messages", "Compared with the request's last messages.",
+        Node({"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/matcherMessage"}})),
+)
 
-TOOL_CALL = {
-    "id": ({"type": "string"}, "Tool call id (call_...)."),
-    "type": ({"const": "function"}, "Always function."),
-    "function": ({"$ref": "#/$defs/function"}, "The function called."),
-}
+MESSAGE_CONTENT = Key("content", "Text to compare.", String(nullable=True), {"type": "string"})
+MESSAGE_MATCHER = Key("matcher", "Overrides the matcher's type for this message.", OneOf(MATCHERS))
+MESSAGE_TOOL_CALL_ID = Key("tool_call_id", TOOL_CALL_ID.description,
+                           String(nullable=True, message="`{name}` must be a string"), {"type": "string"})
+MATCHER_MESSAGE = table(ROLE, MESSAGE_CONTENT, MESSAGE_MATCHER, THRESHOLD_KEY, MESSAGE_TOOL_CALL_ID, NAME)
 
-FUNCTION = {
-    "name": ({"type": "string"}, "Function name."),
-    "arguments": ({"type": ["string", "object"]}, "Arguments as a JSON string (a mapping is encoded for you)."),
-}
+CALL_TYPE = Key("type", "Always function.", OneOf(("function",), message="a tool call's `type` is `function`"))
+TOOL_CALL = table(
+    Key("id", "Tool call id (call_...).", Node({"type": "string"})),
+    CALL_TYPE,
+    Key("function", "The function called.", ref("function")),
+)
 
-CORS = {
-    "origins": (
-        {"anyOf": [{"type": "array", "items": {"type": "string", "pattern": ORIGIN}},
-                   {"type": "string", "pattern": ORIGIN}, {"type": "null"}]},
-        "Allowed origins, like https://app.example (default: any; \"*\" is any, [] is none).",
-    ),
-}
+ARGUMENTS = Key("arguments", "Arguments as a JSON string (a mapping is encoded for you).", Arguments())
+FUNCTION = table(Key("name", "Function name.", Node({"type": "string"})), ARGUMENTS)
 
-MODERATION = {
-    "categories": (
-        {"type": "array", "items": {"enum": list(MODERATION_CATEGORIES)}},
-        "The categories flagged (an empty list: not flagged).",
-    ),
-    "scores": (
-        {"type": "object", "propertyNames": {"enum": list(MODERATION_CATEGORIES)},
-         "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
-        "category_scores by category, 0..1 (default 0.9 for a flagged category, near 0 otherwise).",
-    ),
-}
+CORS = table(Key(
+    "origins", "Allowed origins, like https://app.example (default: any; \"*\" is any, [] is none).",
+    Node({"anyOf": [{"type": "array", "items": {"type": "string", "pattern": ORIGIN}},
+                    {"type": "string", "pattern": ORIGIN}, {"type": "null"}]})))
+
+CATEGORY = OneOf(MODERATION_CATEGORIES)  # a moderation category, in a list or as a score's name
+MODERATION = table(
+    Key("categories", "The categories flagged (an empty list: not flagged).",
+        Node({"type": "array", "items": CATEGORY.schema})),
+    Key("scores", "category_scores by category, 0..1 (default 0.9 for a flagged category, near 0 otherwise).",
+        Node({"type": "object", "propertyNames": CATEGORY.schema,
+              "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}})),
+)
+
+
+# --- unknown keys --------------------------------------------------------------------------------
+
+
+def known(checker: Checker, raw: YMap, allowed: dict[str, Key[Any]], where: str, ignore: str | None = None) -> Known:
+    """Report each key of `raw` that `allowed` does not list, with the key it likely misspells
+    or where it belongs."""
+    unknown = [key for key in raw if key not in allowed
+               and not (ignore and isinstance(key, str) and key.startswith(ignore))]
+    if not unknown:
+        return Known(raw)
+    guessed: set[str] = set()
+    parts = Parts()
+    for key in unknown:
+        hint = ""
+        close = closest(key, tuple(allowed))
+        if close is not None:
+            hint = f"; did you mean `{close}`?"
+            guessed.add(close)
+        elif isinstance(key, str):
+            hint = _misplaced(key, where)
+        parts.fail(checker.report(raw.key_at(key), f"unknown key `{key}` {where}{hint}"))
+    return Known(raw, frozenset(guessed), Failed(shown=parts.shown) if parts.failed else None)
+
+
+def _misplaced(key: str, where: str) -> str:
+    """A hint for a key that is valid, but somewhere else."""
+    if where == "at the top level":
+        if key in BEHAVIOUR:
+            return "; to apply it to every rule, put it under `defaults:`"
+        if key in RULE:
+            return "; rule keys go in a rule, inside the `responses:` list"
+    elif where in ("in a step", "in `defaults`") and key in RULE:
+        return f"; only behaviour keys are allowed {where} (`{key}` is a key of the rule itself)"
+    return ""
+

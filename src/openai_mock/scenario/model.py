@@ -1,7 +1,7 @@
 """The scenario model: what a configuration says, as frozen values.
 
-Everything here was validated when it was loaded (see `load.py`); code downstream never
-re-checks a scenario.
+Everything here was validated when it was loaded (`load.py` reads, the node modules check);
+code downstream never re-checks a scenario.
 """
 
 from __future__ import annotations
@@ -97,6 +97,77 @@ class Reply:
     refusal: str | None = None
 
 
+# A JSON value as the scenario wrote it (text, a number, true/false, null, a list, a mapping)
+Json = Any
+
+
+@attrs.frozen
+class GivenCall:
+    """A tool call of a configured `response:`: the call, and the order its keys were written in
+    (`id`, `type`, `function`; its function's `name`, `arguments`)."""
+
+    call: ToolCall
+    keys: tuple[str, ...]
+    function_keys: tuple[str, ...]
+
+
+@attrs.frozen
+class GivenMessage:
+    """A choice's message in a configured `response:`. `keys` are the keys written, in order;
+    `extra` the ones served as written without being read (annotations, audio, ...)."""
+
+    keys: tuple[str, ...]
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: tuple[GivenCall, ...] | None = None  # None: not given, or given as null
+    finish_reason: str | None = None  # as written on the message (the choice's is what counts)
+    extra: tuple[tuple[str, Json], ...] = ()
+
+
+@attrs.frozen
+class GivenChoice:
+    """A choice of a configured `response:`; `reply` is what it streams."""
+
+    keys: tuple[str, ...]
+    message: GivenMessage
+    reply: Reply
+    finish_reason: str | None = None  # as written on the choice
+    extra: tuple[tuple[str, Json], ...] = ()  # index, logprobs, ...: served as written
+
+
+@attrs.frozen
+class GivenUsage:
+    """The `usage` of a configured `response:`: its counts, and every field as written (served
+    over the counted usage)."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    fields: tuple[tuple[str, Json], ...]
+
+
+@attrs.frozen
+class GivenCompletion:
+    """A whole `chat.completion` object from the matcher form's `response:`, served as given:
+    what the server reads of it typed, every other field kept as written, and the order of
+    the keys, so that the object goes on the wire as the user wrote it (what the real API
+    always sends is added after)."""
+
+    keys: tuple[str, ...]
+    choices: tuple[GivenChoice, ...]
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+    usage: GivenUsage | None = None  # None: not given, or given as null (counted)
+    extra: tuple[tuple[str, Json], ...] = ()  # object, service_tier, system_fingerprint, ...
+
+    def written(self, name: str) -> tuple[bool, Json]:
+        """(whether the key `name` was given among the extra keys, its value)."""
+        for key, value in self.extra:
+            if key == name:
+                return True, value
+        return False, None
+
+
 @attrs.frozen
 class ErrorSpec:
     """An injected HTTP error (or the payload of a mid-stream error event)."""
@@ -175,7 +246,7 @@ class Rule:
     pos: Pos
     turns: tuple[Turn, ...] = ()  # flow: the whole conversation; matcher: the message patterns
     reply: Reply | None = None  # matcher form: the reply
-    response: Any = None  # matcher form: the whole chat.completion object, served as given
+    response: GivenCompletion | None = None  # matcher form: a whole chat.completion object, served as given
     moderation: Moderation | None = None  # a moderation rule: answers /v1/moderations only
     behaviour: Behaviour = Behaviour()  # the rule's own keys over `defaults`
     steps: tuple[Behaviour, ...] = ()
@@ -204,9 +275,3 @@ class Config:
     files: tuple[str, ...] = ()
     # what loads and works but deserves a word: `FILE:LINE:COLUMN: warning: ...` (see `check`)
     warnings: tuple[Problem, ...] = attrs.field(default=(), eq=False)
-
-    def rule(self, rule_id: str) -> Rule | None:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        return None

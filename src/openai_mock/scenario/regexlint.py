@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import re
-import re._constants as C  # noqa: N812  (the parser's opcodes)
-import re._parser as parser
+import re._constants as C  # type: ignore[import-not-found]  # noqa: N812  (the parser's opcodes)
+import re._parser as parser  # type: ignore[import-not-found]  # (private: no stubs)
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 

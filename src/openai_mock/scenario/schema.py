@@ -1,6 +1,7 @@
 """The JSON Schema of scenario files (`openai-mock schema`), built from `keys.py`.
 
-Key names, types and enums all come from the tables in `keys.py`; this module adds only
+Key names, types, bounds and enums all come from the keys of `keys.py` (each key's check gives
+its fragment, so the loader and the schema read the same bounds); this module adds only
 the structure between keys (which keys go together, which exclude each other), so that an
 editor flags most of what `openai-mock check` would. Rules that need the whole file (unique
 ids, a flow ending with an assistant turn) are left to `check`.
@@ -11,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from . import keys
+from .kernel import Key
 
 
-def _object(table: dict[str, tuple[dict[str, Any], str]], required: tuple[str, ...] = ()) -> dict[str, Any]:
+def _object(table: dict[str, Key[Any]], required: tuple[str, ...] = ()) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
-        "properties": {name: {**fragment, "description": text} for name, (fragment, text) in table.items()},
+        "properties": {name: {**key.schema, "description": key.description} for name, key in table.items()},
         "additionalProperties": False,
     }
     if required:
@@ -155,7 +157,7 @@ def json_schema() -> dict[str, Any]:
             "defaults": {"anyOf": [_object({**keys.BEHAVIOUR, **keys.DEFAULTS_ONLY}), {"type": "null"}]},
             "error": {
                 "anyOf": [
-                    {"type": "integer", "minimum": 400, "maximum": 599},
+                    keys.STATUS.schema,  # (a status alone)
                     error,
                 ]
             },

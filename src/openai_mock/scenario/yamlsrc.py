@@ -14,12 +14,12 @@ import attrs
 import yaml
 
 try:  # the C loader is several times faster on big files
-    _Base: type = yaml.CSafeLoader
+    _Base: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - pyyaml built without libyaml
     _Base = yaml.SafeLoader
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
+class _Loader(_Base):  # type: ignore[misc]
     """Safe loading without YAML 1.1 timestamps: `2024-01-01` stays the text the user wrote
     (scenario values end up in JSON, which has no dates)."""
 
@@ -58,7 +58,7 @@ class Problem(Exception):
         return f"{self.pos}: {self.message}"
 
 
-class YMap(dict):
+class YMap(dict[Any, Any]):
     pos: Pos
     key_pos: dict[Any, Pos]
     value_pos: dict[Any, Pos]
@@ -71,7 +71,7 @@ class YMap(dict):
         return self.key_pos.get(key, self.pos)
 
 
-class YList(list):
+class YList(list[Any]):
     pos: Pos
     item_pos: list[Pos]
 

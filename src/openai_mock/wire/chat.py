@@ -10,7 +10,7 @@ from typing import Any
 
 from ..options import ChatOptions
 from ..plan import Plan, Usage, paddings
-from ..scenario.model import Reply, ToolCall
+from ..scenario.model import GivenCall, GivenChoice, GivenCompletion, Json, Reply
 from . import sse
 from .text import split
 
@@ -32,8 +32,8 @@ def usage_object(usage: Usage) -> dict[str, Any]:
             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
         },
     }
-    if usage.given is not None:  # served as given, missing fields filled in
-        return {**filled, **usage.given}
+    if usage.given is not None:  # a configured `response:`'s usage: served as given, missing fields filled in
+        return {**filled, **dict(usage.given.fields)}
     return filled
 
 
@@ -51,8 +51,8 @@ def message_object(reply: Reply) -> dict[str, Any]:
 
 def completion(plan: Plan) -> dict[str, Any]:
     """The non-streamed `chat.completion`."""
-    if plan.response is not None:
-        return _filled(plan)
+    if plan.given is not None:
+        return _filled(plan, plan.given)
     assert plan.reply is not None and plan.usage is not None
     return {
         "id": plan.id,
@@ -69,49 +69,65 @@ def completion(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _filled(plan: Plan) -> dict[str, Any]:
-    """A configured chat.completion, served as given, with what the real API always sends added."""
-    body = copy.deepcopy(plan.response)
+def _filled(plan: Plan, given: GivenCompletion) -> dict[str, Any]:
+    """A configured chat.completion, served as given (its keys in the order written), with what
+    the real API always sends added."""
     assert plan.usage is not None
+    body = _as_written(given.keys, given.extra, {
+        "id": given.id, "created": given.created, "model": given.model,
+        "choices": [_given_choice(index, choice) for index, choice in enumerate(given.choices)],
+        "usage": None,  # (counted below)
+    })
     body.setdefault("id", plan.id)
     body.setdefault("object", "chat.completion")
     body.setdefault("created", plan.created)
     body.setdefault("model", plan.model)
-    for index, choice in enumerate(body["choices"]):
-        choice.setdefault("index", index)
-        message = choice["message"]
-        message.setdefault("role", "assistant")
-        message.setdefault("content", None)
-        message.setdefault("refusal", None)
-        message.setdefault("annotations", [])
-        for call in message.get("tool_calls") or ():
-            call.setdefault("type", "function")
-        choice.setdefault("logprobs", None)
-        choice.setdefault("finish_reason", "tool_calls" if message.get("tool_calls") else "stop")
     body["usage"] = usage_object(plan.usage)
     body.setdefault("service_tier", "default")
     body.setdefault("system_fingerprint", fingerprint(body["model"]))
     return body
 
 
+def _given_choice(index: int, choice: GivenChoice) -> dict[str, Any]:
+    given = choice.message
+    calls = None if given.tool_calls is None else [_given_call(call) for call in given.tool_calls]
+    message = _as_written(given.keys, given.extra, {
+        "role": "assistant", "content": given.content, "refusal": given.refusal, "tool_calls": calls,
+        "finish_reason": given.finish_reason,
+    })
+    message.setdefault("role", "assistant")
+    message.setdefault("content", None)
+    message.setdefault("refusal", None)
+    message.setdefault("annotations", [])
+    result = _as_written(choice.keys, choice.extra, {"message": message, "finish_reason": choice.finish_reason})
+    result.setdefault("index", index)
+    result.setdefault("logprobs", None)
+    result.setdefault("finish_reason", "tool_calls" if given.tool_calls else "stop")
+    return result
+
+
+def _given_call(given: GivenCall) -> dict[str, Any]:
+    call = given.call
+    function = _as_written(given.function_keys, (), {"name": call.name, "arguments": call.arguments})
+    function.setdefault("arguments", call.arguments)
+    result = _as_written(given.keys, (), {"id": call.id, "type": "function", "function": function})
+    result.setdefault("type", "function")
+    return result
+
+
+def _as_written(order: tuple[str, ...], extra: tuple[tuple[str, Json], ...], read: dict[str, Any]) -> dict[str, Any]:
+    """An object with the keys written, in their order: those read from `read`, the others
+    (served as written) from `extra`."""
+    written = dict(extra)
+    return {key: read[key] if key in read else copy.deepcopy(written[key]) for key in order}
+
+
 def _replies(plan: Plan) -> list[Reply]:
     """The choices to stream: the configured object's, else the plan's reply."""
-    if plan.response is None:
+    if plan.given is None:
         assert plan.reply is not None
         return [plan.reply]
-    replies = []
-    for choice in plan.response["choices"]:
-        message = choice["message"]
-        calls = tuple(_call(c) for c in message.get("tool_calls") or ())
-        finish = choice.get("finish_reason") or ("tool_calls" if calls else "stop")
-        replies.append(Reply(content=message.get("content"), tool_calls=calls, finish_reason=finish,
-                             refusal=message.get("refusal")))
-    return replies
-
-
-def _call(raw: dict[str, Any]) -> ToolCall:
-    function = raw.get("function") or {}
-    return ToolCall(id=raw.get("id", ""), name=function.get("name", ""), arguments=function.get("arguments", ""))
+    return [choice.reply for choice in plan.given.choices]
 
 
 def deltas(reply: Reply, chunking: str | int) -> list[dict[str, Any]]:
@@ -144,15 +160,17 @@ def _chunk_parts(plan: Plan) -> tuple[dict[str, Any], list[tuple[list[Any], Any,
     """The keys every chunk shares, and per chunk (choices, usage or _ABSENT, obfuscation)."""
     options = plan.options_of(ChatOptions)
     assert plan.usage is not None
-    model = plan.response.get("model", plan.model) if plan.response is not None else plan.model
+    given = plan.given
+    model = given.model if given is not None and given.model is not None else plan.model
     head = {
         "id": plan.id, "object": "chat.completion.chunk", "created": plan.created, "model": model,
         "service_tier": "default", "system_fingerprint": fingerprint(model),
     }
-    if plan.response is not None:
+    if given is not None:
         for key in ("service_tier", "system_fingerprint"):
-            if key in plan.response:
-                head[key] = plan.response[key]
+            written, value = given.written(key)
+            if written:
+                head[key] = value
     choices = []
     for index, reply in enumerate(_replies(plan)):
         pieces = deltas(reply, plan.chunking)

@@ -33,7 +33,7 @@ def result(verdict: Moderation | None, input_types: tuple[str, ...] = ("text",))
 
 def body(plan: Plan) -> dict[str, Any]:
     options = plan.options_of(ModerationOptions)
-    verdicts = plan.response or ()
+    verdicts = plan.verdicts
     types = options.input_types or (("text",),) * len(verdicts)
     return {"id": plan.id, "model": plan.model,
             "results": [result(v, t) for v, t in zip(verdicts, types, strict=True)]}
