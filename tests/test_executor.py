@@ -23,7 +23,8 @@ from openai_mock.journal import Entry, Journal
 from openai_mock.options import ChatOptions
 from openai_mock.plan import Plan
 from openai_mock.scenario import load_text
-from openai_mock.wire import chat, sse
+from openai_mock.store.memory import MemoryStore
+from openai_mock.wire import chat, responses, sse
 
 REPLY = "one two three four five"  # streamed: the role, five words, the closing chunk
 CHAT = executor.Encoder(body=chat.completion, stream=chat.stream)
@@ -62,14 +63,15 @@ def plan_for(behaviour: str, stream: bool, seed: int = 1) -> Plan:
     config = load_text(f"responses:\n  - id: r\n    matcher: {{type: any}}\n    reply: {REPLY}\n{keys}")
     request = Request(endpoint="chat", model="gpt-4o", conversation=(Message(role="user", content="hi"),),
                       stream=stream, options=ChatOptions())
-    return Engine(config, clock=lambda: 1_700_000_000.0).plan(request, seed)
+    engine = Engine(config, MemoryStore(), render=responses.retrieve, clock=lambda: 1_700_000_000.0)
+    return trio.run(engine.plan, request, seed)
 
 
 def execute(plan: Plan, give_up_after: float = math.inf) -> tuple[list[tuple[Any, ...]], Entry]:
     """Carry `plan` out as the router does: the reply's head (and whole body, when not
     streamed), then the stream, then the body's end. The client leaves after `give_up_after`
     virtual seconds."""
-    connection, journal = FakeConnection(), Journal()
+    connection, journal = FakeConnection(), Journal(MemoryStore())
     entry = journal.start("req_1", "POST", "/v1/chat/completions", "default")
 
     async def main() -> None:

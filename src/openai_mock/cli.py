@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from .scenario import ConfigError, Problem, load
 from .scenario.schema import json_schema
 
 EXIT_BAD_CONFIG = 2
+STATE_ENV = "OPENAI_MOCK_STATE"
+DEFAULT_PREFIX = "openai-mock:"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +38,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="refuse request bodies larger than this with 413 (default 32 MiB)")
     serve.add_argument("--body-timeout", type=float, default=None, metavar="SECONDS",
                        help="answer 408 when a request body takes longer than this to arrive (default 60)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve with N processes (every core of the machine); needs --state (default 1)")
+    serve.add_argument("--state", default=os.environ.get(STATE_ENV) or None, metavar="URL",
+                       help="keep the state in Redis, shared by every worker and every server that names it: "
+                            f"redis://HOST:PORT/DB (also ${STATE_ENV}; default: in this process's memory)")
+    serve.add_argument("--state-prefix", default=DEFAULT_PREFIX, metavar="PREFIX",
+                       help=f"the prefix of the store's keys, so that several mocks can share one Redis "
+                            f"(default {DEFAULT_PREFIX})")
+    serve.add_argument("--response-ttl", type=float, default=3600.0, metavar="SECONDS",
+                       help="how long a stored Responses API response is kept (default 3600)")
 
     check = commands.add_parser("check", help="validate scenario files; exit 2 when any is invalid")
     check.add_argument("paths", nargs="+", help="files or folders")
@@ -59,84 +72,26 @@ def _check(paths: list[str]) -> int:
             config = load(Path(path) if path != "-" else path)
         except ConfigError as error:
             print(error, file=sys.stderr, flush=True)
-            _warn(error.warnings)
+            warn(error.warnings)
             status = EXIT_BAD_CONFIG
         else:
-            _warn(config.warnings)
+            warn(config.warnings)
             count = len(config.rules)
             print(f"{path}: ok, {count} rule{'' if count == 1 else 's'}", flush=True)
     return status
 
 
-def _warn(warnings: Sequence[Problem]) -> None:
+def warn(warnings: Sequence[Problem]) -> None:
     for warning in warnings:
         print(warning, file=sys.stderr, flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import trio  # the server's modules load only for `serve`: `check` and `schema` start faster
+    from .serving import (
+        serve,  # the server's modules load only for `serve`: `check` and `schema` start faster
+    )
 
-    from .http.access import is_loopback
-    from .http.state import Settings
-    from .http.transport import describe_bind_error
-    from .log import RequestLog
-    from .scenario.keys import valid_host_name
-    from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc
-
-    source = args.config if args.config is not None else bundled_scenarios()
-    seen = stamp(Path(source)) if args.watch and source != "-" else None
-    try:
-        config = load(Path(source) if source != "-" else "-")
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        _warn(error.warnings)
-        return EXIT_BAD_CONFIG
-    _warn(config.warnings)
-    if args.watch and source == "-":
-        print("--watch needs a file or folder, not standard input", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    port = args.port if args.port is not None else config.port if config.port is not None else DEFAULT_PORT
-    try:
-        sock = listen(args.host, port)
-    except OSError as error:
-        print(f"openai-mock: {describe_bind_error(error, args.host, port)}", file=sys.stderr)
-        return 1
-    log_stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else sys.stderr  # noqa: SIM115
-    bad_hosts = [name for name in args.allowed_host if not valid_host_name(name)]
-    if bad_hosts:
-        print(f"--allowed-host {bad_hosts[0]!r}: write a host name or address alone, with no scheme, port "
-              "or path", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    if not is_loopback(args.host) and config.api_key is None:
-        print(f"openai-mock: warning: serving on {args.host} without an apiKey: anyone who can reach this "
-              "port can read every prompt sent (GET /_mock/requests) and replace every rule "
-              "(PUT /_mock/scenarios). Set apiKey in the configuration to require a key.",
-              file=sys.stderr, flush=True)
-    defaults = Settings()
-    settings = Settings(max_body=args.max_body_size or defaults.max_body,
-                        body_timeout=args.body_timeout or defaults.body_timeout,
-                        bound_host=args.host, allowed_hosts=tuple(args.allowed_host))
-    server = Server(config, log=RequestLog(log_stream, verbose=args.verbose), settings=settings)
-    host, bound = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-
-    async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve, sock)
-            if args.watch:
-                await nursery.start(server.watch, Path(source), seen)
-            tune_gc()
-            nursery.start_soon(server.freeze_when_loaded)
-            print(f"http://{shown}:{bound}/v1", flush=True)
-
-    try:
-        trio.run(run)
-    except* KeyboardInterrupt:  # Ctrl-C: trio raises it from inside the nursery, in a group
-        pass
-    finally:
-        if log_stream is not sys.stderr:
-            log_stream.close()
-    return 0
+    return serve(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,9 +10,10 @@ from .journal import COMPLETED, ERROR, Entry
 
 
 class RequestLog:
-    def __init__(self, stream: TextIO | None, verbose: bool = False):
+    def __init__(self, stream: TextIO | None, verbose: bool = False, name: str = ""):
         self.stream = stream
         self.verbose = verbose
+        self.name = f"{name} " if name else ""  # which process writes (`serve --workers`: w0, w1, ...)
         # errors of the server itself (hypercorn's and the app's): always written
         self.errors = logging.getLogger(f"openai_mock.errors.{id(self)}")
         self.errors.propagate = False
@@ -34,11 +35,11 @@ class RequestLog:
     def message(self, text: str) -> None:
         """Always written (not only with -v): reloads, configuration errors."""
         for line in text.splitlines():
-            self._write(f"{_now()} {line}")
+            self._write(f"{_now()} {self.name}{line}")
 
     def request(self, method: str, path: str, status: int, duration_ms: float, detail: str = "") -> None:
         if self.verbose:
-            self._write(f"{_now()} {method:<6} {path:<28} {status:>3} {duration_ms:>8.1f}ms{detail}")
+            self._write(f"{_now()} {self.name}{method:<6} {path:<28} {status:>3} {duration_ms:>8.1f}ms{detail}")
 
     def entry(self, entry: Entry) -> None:
         if not self.verbose:

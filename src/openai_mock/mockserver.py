@@ -160,9 +160,9 @@ class MockServer:
         """Serve another configuration from the next request on (state is reset)."""
         self.config = _load(config)
         if self._token is None or self._thread is None:
-            self._server.state.replace(self.config)
+            self._server.state.replace(self.config)  # (nothing has happened yet: no state to reset)
         else:  # the state belongs to the server's thread: change it there, between requests
-            trio.from_thread.run_sync(self._server.state.replace, self.config, trio_token=self._token)
+            trio.from_thread.run(self._server.state.publish, self.config, (), trio_token=self._token)
 
     def _admin(self, method: str, path: str) -> Any:
         # plain HTTP, as a user's tooling would do it: the server's state stays in its thread

@@ -1,10 +1,13 @@
-"""A running mock: the app on a listening socket, and the --watch reloader."""
+"""A running mock: the app on a listening socket, the --watch reloader, and, when the state is
+shared (`--state`), what keeps this process in step with the others: the configuration
+published anywhere, and the journal written out."""
 
 from __future__ import annotations
 
 import gc
 import os
 import socket
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -15,8 +18,10 @@ from .http.router import Router
 from .http.state import MockState, Settings
 from .http.transport import listen, serve
 from .log import RequestLog
-from .scenario import ConfigError, load_path, watched_files
+from .scenario import ConfigError, Source, load_path_sources, load_sources, watched_files
 from .scenario.model import Config
+from .store import Store, StoreUnavailable
+from .store.memory import MemoryStore
 
 DEFAULT_PORT = 3000
 Stamp = tuple[tuple[str, int, int], ...]  # what --watch compares: (file, mtime in ns, size) each
@@ -30,18 +35,64 @@ def bundled_scenarios() -> Path:
     return Path(__file__).resolve().parents[2] / "scenarios"
 
 
+FOLLOW_INTERVAL = 0.1  # seconds between looks at the shared configuration's version
+Publish = Callable[[Config, Sequence[Source]], Awaitable[None]]
+
+
 class Server:
-    def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None):
-        self.state = MockState(config, log=log, settings=settings)
+    """`store` is where the state lives (default: in memory, this process alone); with a shared
+    one, `config_version` is the version of `config` in it."""
+
+    def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None,
+                 store: Store | None = None, config_version: int = 0):
+        self.state = MockState(config, log=log, settings=settings, store=store, config_version=config_version)
         self._rest = DeferredApp(self.state)  # the Quart app, for the admin API
         self.app = Router(self.state, self._rest)
         self.log = self.state.log
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may use the same state (a store other than this process's memory)."""
+        return not isinstance(self.state.store, MemoryStore)
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(serve, self.app, sock, errors=self.log.errors))
             nursery.start_soon(self._rest.load)
+            if self.shared:
+                nursery.start_soon(self._follow)
+                nursery.start_soon(self._write_journal)
             task_status.started()
+
+    async def _follow(self) -> None:
+        """Serve the configuration published by any process that shares the store (a PUT, a
+        --watch reload), within FOLLOW_INTERVAL of its publication."""
+        state = self.state
+        while True:
+            await trio.sleep(FOLLOW_INTERVAL)
+            try:
+                version = await state.store.config_version()
+                if version <= state.config_version:
+                    continue
+                shared = await state.store.config()
+            except StoreUnavailable:
+                continue  # (the requests that need the store say so; this looks again)
+            if shared is None or shared.version <= state.config_version:
+                continue
+            try:
+                config = await trio.to_thread.run_sync(load_sources, shared.sources)
+            except ConfigError as error:  # (it loaded where it was published: a different version here?)
+                self.log.message(f"the configuration published as version {shared.version} does not load "
+                                 f"here; still serving the previous one:\n{error}")
+                state.config_version = shared.version
+                continue
+            state.replace(config, shared.version)
+
+    async def _write_journal(self) -> None:
+        """Write started and unfinished entries too, so that every process lists them."""
+        while True:
+            await trio.sleep(FOLLOW_INTERVAL)
+            await self.state.journal.settle()
 
     async def freeze_when_loaded(self) -> None:
         """`tune_gc` again once the Quart app, imported after start-up, is loaded."""
@@ -51,38 +102,49 @@ class Server:
     async def watch(self, path: Path, seen: Stamp | None = None, interval: float = 0.25, *,
                     settle: float = 0.1,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Reload when a file of the configuration changes; keep serving the old one if the new
-        one is invalid. Requests in flight finish with the plan they already have. `seen` is
-        the files' `stamp()` from before the configuration was loaded, so no edit slips by.
+        """Reload when a file of the configuration changes (see `watch`); the state starts afresh."""
+        await watch(path, self.state.publish, self.log, seen, interval, settle=settle, task_status=task_status)
 
-        A change is loaded only once the files have stopped changing for `settle` seconds:
-        editors and `Path.write_text` truncate a file before they write it, and a file caught
-        in between would load as an empty configuration."""
-        if seen is None:
-            seen = stamp(path)
-        task_status.started()
+
+async def watch(path: Path, publish: Publish, log: RequestLog, seen: Stamp | None = None, interval: float = 0.25,
+                *, settle: float = 0.1, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Publish the configuration at `path` again when one of its files changes; keep serving the
+    old one if the new one is invalid. Requests in flight finish with the plan they already
+    have. `seen` is the files' `stamp()` from before the configuration was loaded, so no edit
+    slips by.
+
+    A change is loaded only once the files have stopped changing for `settle` seconds: editors
+    and `Path.write_text` truncate a file before they write it, and a file caught in between
+    would load as an empty configuration."""
+    if seen is None:
+        seen = stamp(path)
+    task_status.started()
+    while True:
+        await trio.sleep(interval)
+        now = stamp(path)
+        if now == seen:
+            continue
         while True:
-            await trio.sleep(interval)
-            now = stamp(path)
-            if now == seen:
-                continue
-            while True:
-                await trio.sleep(settle)
-                settled = stamp(path)
-                if settled == now:
-                    break
-                now = settled
-            seen = now
-            try:  # off the event loop: a big file takes seconds to load, streams go on meanwhile
-                config = await trio.to_thread.run_sync(load_path, path)
-            except ConfigError as error:
-                self.log.message(f"reload of {path} failed; still serving the previous configuration:\n{error}")
-                continue
-            self.state.replace(config)
-            count = len(config.rules)
-            self.log.message(f"reloaded {path}: {count} rule{'' if count == 1 else 's'}")
-            for warning in config.warnings:
-                self.log.message(str(warning))
+            await trio.sleep(settle)
+            settled = stamp(path)
+            if settled == now:
+                break
+            now = settled
+        seen = now
+        try:  # off the event loop: a big file takes seconds to load, streams go on meanwhile
+            config, sources = await trio.to_thread.run_sync(load_path_sources, path)
+        except ConfigError as error:
+            log.message(f"reload of {path} failed; still serving the previous configuration:\n{error}")
+            continue
+        try:
+            await publish(config, sources)
+        except StoreUnavailable as error:
+            log.message(f"reload of {path} not published, still serving the previous configuration: {error}")
+            continue
+        count = len(config.rules)
+        log.message(f"reloaded {path}: {count} rule{'' if count == 1 else 's'}")
+        for warning in config.warnings:
+            log.message(str(warning))
 
 
 def stamp(path: Path) -> Stamp:
@@ -105,4 +167,4 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-__all__ = ["DEFAULT_PORT", "Server", "bundled_scenarios", "listen", "stamp", "tune_gc"]
+__all__ = ["DEFAULT_PORT", "Server", "bundled_scenarios", "listen", "stamp", "tune_gc", "watch"]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 
 from .document import configuration
@@ -21,12 +22,23 @@ from .kernel import ConfigError, plain
 from .model import Config
 from .yamlsrc import Pos, Problem, decode
 
-__all__ = ["ConfigError", "load", "load_bytes", "load_path", "load_text", "watched_files"]
+__all__ = ["ConfigError", "Source", "load", "load_bytes", "load_path", "load_path_sources", "load_sources",
+           "load_text", "read_source", "stdin_source", "watched_files"]
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 # A scenario file (or standard input) larger than this is refused before it is read: the
 # biggest real configurations are a few megabytes, and `/dev/zero` never ends.
 MAX_FILE_SIZE = 64 * 1024 * 1024
+
+
+@attrs.frozen
+class Source:
+    """One document of a configuration as it was read: its name (a path, `<stdin>`, `<PUT ...>`)
+    and its text. A configuration travels between processes as its sources (`serve --workers`,
+    `--state`): each process loads them itself."""
+
+    name: str
+    text: str
 
 
 def load(source: str | bytes | Path | Mapping[str, Any]) -> Config:
@@ -48,7 +60,7 @@ def load(source: str | bytes | Path | Mapping[str, Any]) -> Config:
     if not isinstance(source, str):
         raise TypeError(f"load() takes a path, YAML text or a dict, not {type(source).__name__}")
     if source == "-":
-        return load_text(_read_stdin(), "<stdin>")
+        return load_sources([stdin_source()])
     if _is_path(source):
         return load_path(Path(source))
     return load_text(source, "<string>")
@@ -63,7 +75,7 @@ def _is_path(source: str) -> bool:
     return bool(text) and not text.startswith(("{", "[", "#", "-")) and ": " not in text and not text.endswith(":")
 
 
-def _read_stdin() -> str:
+def stdin_source() -> Source:
     """Standard input, up to `MAX_FILE_SIZE` bytes: more is refused without reading on."""
     if hasattr(sys.stdin, "buffer"):
         data = sys.stdin.buffer.read(MAX_FILE_SIZE + 1)
@@ -75,12 +87,37 @@ def _read_stdin() -> str:
     text, problems = decode(data, "<stdin>")
     if problems:
         raise ConfigError(problems)
-    return text or ""
+    return Source("<stdin>", text or "")
 
 
 def load_path(path: Path) -> Config:
     """A configuration from a file or a folder of files. Only regular files are read (not a
     device like /dev/zero, a FIFO or a socket), each of at most `MAX_FILE_SIZE` bytes."""
+    return load_path_sources(path)[0]
+
+
+def load_path_sources(path: Path) -> tuple[Config, tuple[Source, ...]]:
+    """`load_path`, and the sources the configuration was loaded from."""
+    sources, problems, names = _read_path(path)
+    return configuration([(s.text, s.name) for s in sources], problems, names), tuple(sources)
+
+
+def load_sources(sources: Sequence[Source]) -> Config:
+    """A configuration from its sources (as `load_path_sources` or `read_source` gave them)."""
+    return configuration([(s.text, s.name) for s in sources], [], [s.name for s in sources])
+
+
+def read_source(data: bytes, name: str) -> Source:
+    """The bytes of a file (or an HTTP body) as a source: UTF-8, or UTF-16 with a BOM; bytes that
+    are not text are reported at their line and column."""
+    text, problems = decode(data, name)
+    if text is None:
+        raise ConfigError(problems)
+    return Source(name, text)
+
+
+def _read_path(path: Path) -> tuple[list[Source], list[Problem], list[str]]:
+    """The sources of a file or folder, the problems of reading them, and the files' names."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -99,7 +136,7 @@ def load_path(path: Path) -> Config:
         files = [path]
     else:
         raise ConfigError([Problem(Pos(str(path), 1, 1), _not_regular(info.st_mode))])
-    documents = []
+    sources = []
     for file in files:
         data, problem = _read_file(file)
         if problem is not None:
@@ -109,8 +146,8 @@ def load_path(path: Path) -> Config:
         text, decode_problems = decode(data, str(file))
         problems += decode_problems
         if text is not None:
-            documents.append((text, str(file)))
-    return configuration(documents, problems, [str(f) for f in files])
+            sources.append(Source(str(file), text))
+    return sources, problems, [str(f) for f in files]
 
 
 def _read_file(file: Path) -> tuple[bytes | None, Problem | None]:
@@ -164,12 +201,9 @@ def load_text(text: str, name: str = "<string>") -> Config:
 
 
 def load_bytes(data: bytes, name: str = "<bytes>") -> Config:
-    """A configuration from the bytes of a file (or an HTTP body): UTF-8, or UTF-16 with a BOM;
-    bytes that are not text are reported at their line and column."""
-    text, problems = decode(data, name)
-    if text is None:
-        raise ConfigError(problems)
-    return load_text(text, name)
+    """A configuration from the bytes of a file (or an HTTP body): see `read_source`."""
+    source = read_source(data, name)
+    return load_text(source.text, name)
 
 
 def watched_files(path: Path) -> list[Path]:

@@ -21,6 +21,7 @@ import attrs
 
 from ..conversation import Message
 from ..journal import Entry
+from ..scenario.load import Source as Source  # (re-exported: a configuration's sources)
 
 DEFAULT_RESPONSE_TTL = 3600.0  # seconds a stored Response is kept
 JOURNAL_LIMIT = 10_000  # entries; the oldest go first
@@ -45,16 +46,9 @@ class StoredResponse:
 
 
 @attrs.frozen
-class Source:
-    """One document of a configuration, as it was read: its name (a path, or `<PUT ...>`) and text.
-    A configuration travels between processes as its sources: each loads them itself."""
-
-    name: str
-    text: str
-
-
-@attrs.frozen
 class SharedConfig:
+    """A configuration as the store keeps it: its version, and the sources every process loads."""
+
     version: int
     sources: tuple[Source, ...]
 
