@@ -4,7 +4,10 @@
   conftest.py to return a path, YAML text or a dict; the default is the bundled scenarios.
 - `openai_mock`: one server for the whole test session; every test gets a `MockSession`
   handle whose `client()` sends a session of its own, so tests never share `steps` state.
-- `@pytest.mark.openai_mock(config=...)`: this test gets a server of its own.
+- `openai_mock_options` (session scope): more arguments of the shared server's `MockServer`, such
+  as `{"workers": 4, "state": "redis://127.0.0.1:6379/0"}`; empty by default.
+- `@pytest.mark.openai_mock(config=..., **options)`: this test gets a server of its own (the
+  options are `MockServer`'s, as `workers=2, state=...`).
 
 When a test that used `openai_mock` fails, its journal (what each request got) is added to the
 failure report.
@@ -28,8 +31,8 @@ _JOURNAL = pytest.StashKey[list[dict[str, Any]]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "openai_mock(config): serve this test from a mock server of its own with this "
-                   "configuration (a path, YAML text or a dict)")
+        "markers", "openai_mock(config, **options): serve this test from a mock server of its own with "
+                   "this configuration (a path, YAML text or a dict) and MockServer's options (workers=, state=)")
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +44,18 @@ def openai_mock_config() -> Any:
 
 
 @pytest.fixture(scope="session")
-def openai_mock_server(openai_mock_config: Any) -> Iterator[MockServer]:
+def openai_mock_options() -> dict[str, Any]:
+    """More arguments of the shared server's `MockServer` (`workers`, `state`, ...): override
+    this fixture in your conftest.py."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def openai_mock_server(openai_mock_config: Any, openai_mock_options: dict[str, Any]) -> Iterator[MockServer]:
     """The mock server shared by the whole test session."""
     from .mockserver import MockServer
 
-    with MockServer(openai_mock_config) as server:
+    with MockServer(openai_mock_config, **openai_mock_options) as server:
         yield server
 
 
@@ -56,8 +66,9 @@ def openai_mock(request: pytest.FixtureRequest) -> Iterator[MockSession]:
 
     marker = request.node.get_closest_marker("openai_mock")
     if marker is not None:
-        config = marker.kwargs.get("config", marker.args[0] if marker.args else None)
-        with MockServer(config) as server:
+        options = dict(marker.kwargs)
+        config = options.pop("config", marker.args[0] if marker.args else None)
+        with MockServer(config, **options) as server:
             handle = MockSession(server, session=_session_name(request))
             request.node.stash[_HANDLE] = handle
             yield handle

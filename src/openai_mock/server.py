@@ -15,7 +15,7 @@ import trio
 
 from .http.deferred import DeferredApp
 from .http.router import Router
-from .http.state import MockState, Settings
+from .http.state import ANNOUNCE_TTL, MockState, Settings
 from .http.transport import listen, serve
 from .log import RequestLog
 from .scenario import ConfigError, Source, load_path_sources, load_sources, watched_files
@@ -44,11 +44,14 @@ class Server:
     one, `config_version` is the version of `config` in it."""
 
     def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None,
-                 store: Store | None = None, config_version: int = 0):
-        self.state = MockState(config, log=log, settings=settings, store=store, config_version=config_version)
+                 store: Store | None = None, config_version: int = 0, shared_socket: bool = False,
+                 sources: Sequence[Source] = ()):
+        self.state = MockState(config, log=log, settings=settings, store=store, config_version=config_version,
+                               sources=sources)
         self._rest = DeferredApp(self.state)  # the Quart app, for the admin API
         self.app = Router(self.state, self._rest)
         self.log = self.state.log
+        self.shared_socket = shared_socket  # other processes accept on the same socket
 
     @property
     def shared(self) -> bool:
@@ -57,7 +60,7 @@ class Server:
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve, self.app, sock, errors=self.log.errors))
+            await nursery.start(partial(serve, self.app, sock, errors=self.log.errors, shared=self.shared_socket))
             nursery.start_soon(self._rest.load)
             if self.shared:
                 nursery.start_soon(self._follow)
@@ -71,7 +74,12 @@ class Server:
         while True:
             await trio.sleep(FOLLOW_INTERVAL)
             try:
+                await state.store.announce(state.member, state.config_version, ANNOUNCE_TTL)
                 version = await state.store.config_version()
+                if version == 0 and state.config_version > 0 and state.sources:
+                    # the store lost it (a Redis restarted without persistence): publish it again
+                    state.config_version = await state.store.put_config(state.sources)
+                    continue
                 if version <= state.config_version:
                     continue
                 shared = await state.store.config()
@@ -86,7 +94,7 @@ class Server:
                                  f"here; still serving the previous one:\n{error}")
                 state.config_version = shared.version
                 continue
-            state.replace(config, shared.version)
+            state.replace(config, shared.version, shared.sources)
 
     async def _write_journal(self) -> None:
         """Write started and unfinished entries too, so that every process lists them."""

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import trio
 
-from .cli import EXIT_BAD_CONFIG, warn
+from .cli import DEFAULT_PREFIX, EXIT_BAD_CONFIG, warn
 from .http.access import is_loopback
 from .http.state import Settings
 from .http.transport import describe_bind_error
@@ -22,7 +22,7 @@ from .scenario import ConfigError, Source, load_path_sources, load_sources, stdi
 from .scenario.keys import valid_host_name
 from .scenario.model import Config
 from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc, watch
-from .store import Store, StoreUnavailable
+from .store import DEFAULT_RESPONSE_TTL, Store, StoreUnavailable
 from .store.memory import MemoryStore
 
 STATE_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -48,14 +48,15 @@ def open_log(options: dict[str, Any], name: str = "") -> RequestLog:
 
 
 @asynccontextmanager
-async def open_store(url: str | None, prefix: str, options: dict[str, Any]) -> AsyncIterator[Store]:
+async def open_store(url: str | None, prefix: str = DEFAULT_PREFIX,
+                     response_ttl: float = DEFAULT_RESPONSE_TTL) -> AsyncIterator[Store]:
     """The store a server keeps its state in: `url`'s Redis, or this process's memory."""
     if url is None:
-        yield MemoryStore(response_ttl=options["response_ttl"])
+        yield MemoryStore(response_ttl=response_ttl)
         return
     from .store.redis import RedisStore
 
-    async with RedisStore(url, prefix=prefix, response_ttl=options["response_ttl"]).open() as store:
+    async with RedisStore(url, prefix=prefix, response_ttl=response_ttl).open() as store:
         yield store
 
 
@@ -90,7 +91,8 @@ def serve(args: argparse.Namespace) -> int:
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/v1"
 
     async def run() -> None:
-        async with open_store(args.state, args.state_prefix, options) as store, trio.open_nursery() as nursery:
+        async with open_store(args.state, args.state_prefix, args.response_ttl) as store, \
+                trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_sigterm, nursery.cancel_scope)
             version = await store.put_config(sources)  # (this server's --config, for every worker)
             if args.workers > 1:
@@ -104,7 +106,8 @@ def serve(args: argparse.Namespace) -> int:
                 if args.watch:
                     await nursery.start(watch, Path(source), _publisher(store), log, seen)
             else:
-                server = Server(config, log=log, settings=settings_from(options), store=store, config_version=version)
+                server = Server(config, log=log, settings=settings_from(options), store=store, config_version=version,
+                                sources=sources)
                 await nursery.start(server.serve, sock)
                 if args.watch:
                     await nursery.start(server.watch, Path(source), seen)

@@ -17,6 +17,7 @@ import trio
 from .scenario import ConfigError, load_sources
 from .server import Server, tune_gc
 from .serving import open_log, open_store, settings_from
+from .store import StoreUnavailable
 from .workers import WORKER_ENV, WorkerSpec
 
 
@@ -27,11 +28,14 @@ def main() -> int:
     log = open_log(spec.options, name=f"w{spec.index}")
 
     async def run() -> None:
-        async with open_store(spec.state, spec.prefix, spec.options) as store:
+        async with open_store(spec.state, spec.prefix, spec.options["response_ttl"]) as store:
             shared = None
             with trio.move_on_after(30):
                 while shared is None:  # (the parent published it before starting us)
-                    shared = await store.config()
+                    try:
+                        shared = await store.config()
+                    except StoreUnavailable:
+                        pass  # (Redis restarting: a worker that starts meanwhile waits for it)
                     if shared is None:
                         await trio.sleep(0.1)
             if shared is None:
@@ -43,7 +47,7 @@ def main() -> int:
                 log.message(f"worker {spec.index}: the published configuration does not load:\n{error}")
                 return
             server = Server(config, log=log, settings=settings_from(spec.options), store=store,
-                            config_version=shared.version)
+                            config_version=shared.version, shared_socket=True, sources=shared.sources)
             async with trio.open_nursery() as nursery:
                 await nursery.start(server.serve, sock)
                 tune_gc()

@@ -3,11 +3,14 @@ the log, and how the server was started."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import trio
 
 from ..engine import Engine
 from ..journal import Journal
@@ -20,6 +23,10 @@ from .access import Access
 from .common import BODY_TIMEOUT
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# Processes that share a store say which configuration they serve (`Server._follow`), so that a
+# publication returns once every one of them serves it, or after PUBLISH_WAIT.
+ANNOUNCE_TTL = 1.0
+PUBLISH_WAIT = 1.0
 
 
 @attrs.frozen
@@ -36,10 +43,12 @@ class MockState:
     """What the routes share: the engine (configuration and state), the journal, the log."""
 
     def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None,
-                 store: Store | None = None, config_version: int = 0):
+                 store: Store | None = None, config_version: int = 0, sources: Sequence[Source] = ()):
         self.store: Store = store or MemoryStore()
         self.engine = Engine(config, self.store, render=responses.retrieve)
         self.config_version = config_version  # of the configuration served, as the store numbers them
+        self.sources = tuple(sources)  # what it was loaded from (to publish it again, if the store lost it)
+        self.member = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"  # how this server announces itself
         self.settings = settings = settings or Settings()
         self.access = Access(config, settings.bound_host, settings.allowed_hosts)
         self.log = log or RequestLog(None)
@@ -55,11 +64,13 @@ class MockState:
     def config(self) -> Config:
         return self.engine.config
 
-    def replace(self, config: Config, version: int | None = None) -> None:
+    def replace(self, config: Config, version: int | None = None, sources: Sequence[Source] | None = None) -> None:
         """Serve `config` from the next request on; requests in flight keep their plans. (The
         state is not reset: `publish` does that where a change starts.)"""
         if version is not None:
             self.config_version = version
+        if sources is not None:
+            self.sources = tuple(sources)
         self.engine.replace(config)
         self.access = Access(config, self.settings.bound_host, self.settings.allowed_hosts)
         self.models = self._models(config)
@@ -70,7 +81,11 @@ class MockState:
         version = await self.store.put_config(sources)
         self.journal.forget_pending()
         await self.store.reset(journal=False)
-        self.replace(config, version)
+        self.replace(config, version, sources)
+        await self.store.announce(self.member, version, ANNOUNCE_TTL)
+        with trio.move_on_after(PUBLISH_WAIT):  # every process serves it when this returns
+            while any(served < version for served in (await self.store.announced()).values()):  # noqa: ASYNC110
+                await trio.sleep(0.01)
 
     async def reset(self, session: str | None = None) -> None:
         """`POST /_mock/reset`: the state and the journal, of everything or one session."""

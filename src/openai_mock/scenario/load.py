@@ -61,12 +61,13 @@ def load(source: str | bytes | Path | Mapping[str, Any]) -> Config:
         raise TypeError(f"load() takes a path, YAML text or a dict, not {type(source).__name__}")
     if source == "-":
         return load_sources([stdin_source()])
-    if _is_path(source):
+    if is_path(source):
         return load_path(Path(source))
     return load_text(source, "<string>")
 
 
-def _is_path(source: str) -> bool:
+def is_path(source: str) -> bool:
+    """Whether `load(source)` takes the string `source` as a path (else as YAML text)."""
     if "\n" in source:
         return False
     if Path(source).exists() or source.endswith(SCENARIO_SUFFIXES):

@@ -90,3 +90,9 @@ class Store(Protocol):
 
     async def config_version(self) -> int:
         """The version of the latest configuration published (0: none)."""
+
+    async def announce(self, member: str, version: int, ttl: float) -> None:
+        """Say that process `member` serves configuration `version` (for `ttl` seconds)."""
+
+    async def announced(self) -> dict[str, int]:
+        """The version each process that announced itself lately serves."""

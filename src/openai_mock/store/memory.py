@@ -27,6 +27,7 @@ class MemoryStore:
         self._journal: dict[str, Entry] = {}  # by key, in the order they started
         self._journal_limit = journal_limit
         self._config: SharedConfig | None = None
+        self._members: dict[str, tuple[float, int]] = {}  # member -> (until, version)
 
     async def count(self, session: str, name: str) -> int:
         counts = self._counts[session]
@@ -98,3 +99,10 @@ class MemoryStore:
 
     async def config_version(self) -> int:
         return self._config.version if self._config is not None else 0
+
+    async def announce(self, member: str, version: int, ttl: float) -> None:
+        self._members[member] = (self._clock() + ttl, version)
+
+    async def announced(self) -> dict[str, int]:
+        now = self._clock()
+        return {member: version for member, (until, version) in self._members.items() if until >= now}

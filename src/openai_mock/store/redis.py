@@ -8,7 +8,9 @@ Keys, under the prefix (`openai-mock:` by default; several mocks may share one R
 - `s:<session>:r:<response id>` and `s:<session>:i:<item id>`: stored Responses and their
   output items (JSON), each with the responses' time to live;
 - `journal:seq`, `journal:order` (a sorted set: the order requests started in),
-  `journal:entries` (a hash of entries as JSON) and `journal:s:<session>` (one session's order).
+  `journal:entries` (a hash of entries as JSON) and `journal:s:<session>` (one session's order);
+- `members:<host:pid>`: the configuration version each serving process serves, kept for a
+  second and renewed ten times a second.
 Sessions are percent-encoded in key names, so no session can reach another's keys.
 """
 
@@ -273,3 +275,17 @@ class RedisStore:
     async def config_version(self) -> int:
         version: str | None = await self._run(lambda r: r.hget(self._key("config"), "version"))
         return int(version) if version is not None else 0
+
+    async def announce(self, member: str, version: int, ttl: float) -> None:
+        key = self._key("members", member)
+        await self._run(lambda r: r.set(key, str(version), px=int(ttl * 1000)))
+
+    async def announced(self) -> dict[str, int]:
+        start = self._key("members", "")
+
+        async def read(r: Any) -> dict[str, int]:
+            keys = [key async for key in r.scan_iter(match=_pattern(start) + "*", count=1000)]
+            values = await r.mget(keys) if keys else []
+            return {key[len(start):]: int(value) for key, value in zip(keys, values) if value is not None}
+
+        return await self._run(read)

@@ -77,9 +77,10 @@ def hypercorn_config(errors: logging.Logger | None = None) -> Config:
 
 
 async def serve(app: Callable[..., Awaitable[None]], sock: socket.socket, *, errors: logging.Logger | None = None,
-                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                shared: bool = False, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the ASGI `app` (called with scope, receive, send) on the listening `sock` until
-    cancelled; the socket is closed on exit."""
+    cancelled; the socket is closed on exit. `shared`: other processes accept on the same
+    socket (`serve --workers`)."""
     config = hypercorn_config(errors)
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
     try:
@@ -92,7 +93,7 @@ async def serve(app: Callable[..., Awaitable[None]], sock: socket.socket, *, err
             async def connection(client: socket.socket) -> None:
                 await TCPServer(wrapped, config, context, state, client).run()
 
-            nursery.start_soon(_accept, sock, connection, nursery)
+            nursery.start_soon(_accept, sock, connection, nursery, shared)
             task_status.started()
     finally:
         trio.lowlevel.notify_closing(sock)
@@ -107,7 +108,7 @@ START_LEAST = 4  # connections started per pass however busy the loop is
 
 
 async def _accept(sock: socket.socket, handler: Callable[[socket.socket], Awaitable[None]],
-                  nursery: trio.Nursery) -> None:
+                  nursery: trio.Nursery, shared: bool = False) -> None:
     """Take every waiting connection from the kernel at each pass, but start only as many as
     the event loop has room for. trio's `serve_listeners` takes one connection per pass: with
     thousands of streams running, the kernel's queue overflowed and clients waited seconds for
@@ -115,13 +116,18 @@ async def _accept(sock: socket.socket, handler: Callable[[socket.socket], Awaita
     hundreds of requests' first steps back to back, while every stream waiting for its next
     chunk waited for the whole pass (hundreds of milliseconds late). So connections wait here,
     already accepted, and each pass starts `START_BUDGET` minus the tasks already runnable, and
-    at least `START_LEAST`: more when the server is idle, a few when it is busy."""
+    at least `START_LEAST`: more when the server is idle, a few when it is busy.
+
+    On a socket `shared` with other workers, a worker takes only what it starts at once: what it
+    would keep waiting here is better left in the kernel's queue for a worker with room (one
+    busy worker took most of a burst)."""
     waiting: collections.deque[socket.socket] = collections.deque()
     try:
         while True:
             if not waiting:
                 await trio.lowlevel.wait_readable(sock)
-            for _ in range(ACCEPT_BATCH):
+            room = max(START_LEAST, START_BUDGET - trio.lowlevel.current_statistics().tasks_runnable)
+            for _ in range(ACCEPT_BATCH if not shared else room - len(waiting)):
                 try:
                     client, _ = sock.accept()
                 except BlockingIOError:
