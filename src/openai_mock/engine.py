@@ -23,10 +23,11 @@ from .conversation import Conversation, Message, join_tool_calls
 from .failures import Failure
 from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
 from .options import Options
-from .plan import ALNUM, HEX, Plan, Timing, Usage, token
-from .scenario.model import Behaviour, Config, ErrorSpec, GivenCompletion, Reply, Rule
+from .plan import ALNUM, HEX, Plan, Timing, Usage, merge_headers, token
+from .scenario.model import Behaviour, Config, ErrorSpec, GivenCompletion, Recorded, Reply, Rule
 from .store import Store, StoredResponse
 
+GENERATION = ("chat", "responses", "completions")  # the endpoints that hand-written rules answer
 # the store's counters of a session: its requests, and the requests each rule with steps got
 REQUESTS = "requests"
 STEP = "step:"
@@ -69,9 +70,20 @@ class Engine:
         self._sort_rules()
 
     def _sort_rules(self) -> None:
-        """Moderation rules answer /v1/moderations only; the others answer the generation endpoints."""
-        self._generation_rules = tuple(r for r in self.config.rules if r.moderation is None)
+        """Moderation rules answer /v1/moderations only; a recorded answer, requests of its
+        endpoint that stream as it did; the others answer the generation endpoints."""
         self._moderation_rules = tuple(r for r in self.config.rules if r.moderation is not None)
+        self._by_endpoint: dict[tuple[str, bool], tuple[Rule, ...]] = {}
+
+    def _rules(self, endpoint: str, stream: bool) -> tuple[Rule, ...]:
+        """The rules that may answer a request of `endpoint` (streamed or not)."""
+        found = self._by_endpoint.get((endpoint, stream))
+        if found is None:
+            found = self._by_endpoint[(endpoint, stream)] = tuple(
+                rule for rule in self.config.rules if rule.moderation is None and (
+                    endpoint in GENERATION if rule.recorded is None
+                    else rule.recorded.endpoint == endpoint and (rule.recorded.events is not None) == stream))
+        return found
 
     async def stored(self, session: str, response_id: str) -> StoredResponse | None:
         return await self.store.response(session, response_id)
@@ -93,12 +105,18 @@ class Engine:
         """What happens to `request`; `seed` is this request's (see `request_seed`)."""
         head = _Head(request_id=request_id(seed), seed=seed, stream=request.stream, created=int(self.clock()),
                      model=request.model, options=request.options)
-        if request.endpoint == "moderations":
+        if request.endpoint in ("moderations", "embeddings"):
+            found = match(self._rules(request.endpoint, request.stream), request.conversation)
+            if isinstance(found, Match):  # a recorded answer
+                return await self._plan_reply(found, request, request.conversation, head)
+            if request.endpoint == "embeddings":  # (none: the vectors are made up)
+                return Plan(request_id=head.request_id, seed=head.seed, stream=False, created=head.created,
+                            model=head.model, options=head.options)
             return await self._moderate(request, head)
         conversation, history, error = await self._conversation(request)
         if error is not None:
             return head.error(error)
-        found = match(self._generation_rules, conversation)
+        found = match(self._rules(request.endpoint, request.stream), conversation)
         if isinstance(found, NoMatch):
             return head.error(ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
                                         code="no_matching_rule"))
@@ -166,7 +184,10 @@ class Engine:
         behaviour, step = await self._step(rule, request.session)
         conduct = _conduct(behaviour, request.stream, head.seed)
         content = _content(rule.response, found.reply, request, conversation, head)
-        return Plan(request_id=head.request_id, seed=head.seed, stream=head.stream, options=head.options,
+        if rule.recorded is not None:
+            conduct = _as_recorded(conduct, rule.recorded, behaviour)
+            content = content._replace(id=rule.recorded.response_id or content.id)
+        return Plan(recorded=rule.recorded, request_id=head.request_id, seed=head.seed, stream=head.stream, options=head.options,
                     created=content.created, model=content.model, id=content.id, reply=found.reply,
                     usage=content.usage, given=content.given, rule_id=rule.id, step=step,
                     timing=conduct.timing, headers=conduct.headers, chunking=conduct.chunking, error=conduct.error,
@@ -198,12 +219,17 @@ class Engine:
     async def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
         assert plan.reply is not None
         reply = Message(role="assistant", content=plan.reply.content, tool_calls=plan.reply.tool_calls)
-        message_id, call_ids = plan.output_item_ids()
         items: dict[str, Message] = {}
-        if message_id is not None:
-            items[message_id] = Message(role="assistant", content=plan.reply.content)
-        for call, call_id in zip(plan.reply.tool_calls, call_ids):
-            items[call_id] = Message(role="assistant", tool_calls=(call,))
+        if plan.recorded is not None:  # (the items as recorded, by their recorded ids)
+            for item in plan.recorded.items:
+                items[item.id] = Message(role="assistant", content=item.text, tool_calls=(
+                    (item.call,) if item.call is not None else ()))
+        else:
+            message_id, call_ids = plan.output_item_ids()
+            if message_id is not None:
+                items[message_id] = Message(role="assistant", content=plan.reply.content)
+            for call, call_id in zip(plan.reply.tool_calls, call_ids):
+                items[call_id] = Message(role="assistant", tool_calls=(call,))
         stored = StoredResponse(body=self.render(plan), history=history + (reply,))
         await self.store.put_response(request.session, plan.id, stored, items)
 
@@ -287,6 +313,21 @@ class _Conduct(NamedTuple):
     failure: Failure | None = None
     fail_after: int | None = None
     stream_error: ErrorSpec | None = None  # the payload of a failure that carries an error
+
+
+def _as_recorded(conduct: _Conduct, recorded: Recorded, b: Behaviour) -> _Conduct:
+    """A recorded answer's conduct: its recorded time to the head and waits between events, each
+    unless the rule sets its own (`latency_ms`, `first_chunk_delay_ms`, `delay_ms`), and its
+    recorded headers under the rule's."""
+    events, done = recorded.chunks()
+    gaps, tail = tuple(event.wait_ms for event in events), done.wait_ms if done is not None else 0.0
+    if b.first_chunk_delay_ms is not None and gaps:
+        gaps = (b.first_chunk_delay_ms, *gaps[1:])
+    if b.delay_ms is not None:
+        gaps, tail = gaps[:1] + (b.delay_ms,) * (len(gaps) - 1), b.delay_ms
+    timing = attrs.evolve(conduct.timing, latency_ms=recorded.latency_ms if b.latency_ms is None else b.latency_ms,
+                          gaps_ms=gaps, tail_ms=tail)
+    return conduct._replace(timing=timing, headers=tuple(merge_headers(recorded.headers, conduct.headers)))
 
 
 def _conduct(b: Behaviour, stream: bool, seed: int) -> _Conduct:

@@ -53,7 +53,6 @@ class ResponsesOptions:
     include_obfuscation: bool = True
 
 
-Options = ChatOptions | CompletionOptions | ModerationOptions | ResponsesOptions
 
 
 # --- embeddings: answered without rules, so the request itself is what the encoder reads -------
@@ -81,3 +80,6 @@ def native_dimensions(model: str) -> int:
 
 def max_dimensions(model: str) -> int:
     return NATIVE_DIMENSIONS.get(model, MAX_DIMENSIONS)
+
+
+Options = ChatOptions | CompletionOptions | ModerationOptions | ResponsesOptions | EmbeddingsRequest

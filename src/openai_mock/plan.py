@@ -14,14 +14,21 @@ from typing import TypeVar
 import attrs
 
 from .failures import Failure
-from .options import ChatOptions, CompletionOptions, ModerationOptions, Options, ResponsesOptions
-from .scenario.model import ErrorSpec, GivenCompletion, GivenUsage, Moderation, Reply
+from .options import (
+    ChatOptions,
+    CompletionOptions,
+    EmbeddingsRequest,
+    ModerationOptions,
+    Options,
+    ResponsesOptions,
+)
+from .scenario.model import ErrorSpec, GivenCompletion, GivenUsage, Moderation, Recorded, Reply
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 ITEM_ID_LENGTH = 48  # Responses API output items: msg_ and fc_ then 48 hex digits
 
-AnOptions = TypeVar("AnOptions", ChatOptions, CompletionOptions, ModerationOptions, ResponsesOptions)
+AnOptions = TypeVar("AnOptions", ChatOptions, CompletionOptions, ModerationOptions, ResponsesOptions, EmbeddingsRequest)
 
 
 _TABLES: dict[str, bytes] = {}
@@ -49,6 +56,15 @@ def paddings(seed: int, label: str, count: int) -> list[str]:
     return [text[16 * i: 16 * i + raw[i] % 16 + 1] for i in range(count)]
 
 
+def merge_headers(*layers: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Headers of several layers, a later layer's winning per name (in any case)."""
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer:
+            merged[name.lower()] = (name, value)
+    return list(merged.values())
+
+
 @attrs.frozen
 class Timing:
     """The waits of one response, in milliseconds as configured; `jitter_ms` is drawn from `seed`."""
@@ -59,9 +75,15 @@ class Timing:
     jitter_ms: float = 0.0
     hang_ms: float | None = None
     seed: int = 0
+    # a recorded stream: the wait before each chunk as recorded (they replace the delays), and
+    # before its closing `[DONE]`
+    gaps_ms: tuple[float, ...] | None = None
+    tail_ms: float = 0.0
 
     def waits(self, chunks: int) -> tuple[float, list[float]]:
         """(the wait before the headers, the wait before each chunk), in seconds."""
+        if self.gaps_ms is not None:
+            return self._recorded(chunks)
         if not self.jitter_ms:
             first, rest = self.first_chunk_delay_ms / 1000, self.delay_ms / 1000
             return self.latency_ms / 1000, [first] + [rest] * (chunks - 1) if chunks else []
@@ -73,6 +95,16 @@ class Timing:
 
         latency = vary(self.latency_ms)
         return latency, [vary(self.first_chunk_delay_ms if i == 0 else self.delay_ms) for i in range(chunks)]
+
+    def _recorded(self, chunks: int) -> tuple[float, list[float]]:
+        assert self.gaps_ms is not None
+        gaps = [self.gaps_ms[i] if i < len(self.gaps_ms) else 0.0 for i in range(chunks)]
+        if not self.jitter_ms:
+            return self.latency_ms / 1000, [gap / 1000 for gap in gaps]
+        rng = random.Random(self.seed)
+        jitter = self.jitter_ms
+        latency = max(0.0, self.latency_ms + rng.uniform(-jitter, jitter)) / 1000
+        return latency, [max(0.0, gap + rng.uniform(-jitter, jitter)) / 1000 for gap in gaps]
 
 
 @attrs.frozen
@@ -105,6 +137,7 @@ class Plan:
     given: GivenCompletion | None = None  # chat, matcher form: the chat.completion as configured
     # moderations: per input, what the rule that matched it flags (None: no rule matched it)
     verdicts: tuple[Moderation | None, ...] = ()
+    recorded: Recorded | None = None  # a recorded answer, sent as it was recorded
     chunking: str | int = "word"
     # how it ends: a failure after `fail_after` chunks (None: with nothing let through)
     fail_after: int | None = None

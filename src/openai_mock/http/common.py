@@ -85,15 +85,21 @@ def close(state: MockState, exchange: Exchange, status: int) -> None:
         state.journal.finish(entry, "error" if status >= 400 else "completed")
 
 
-def response_headers(config: Config, exchange: Exchange, origin: str | None) -> list[tuple[str, str]]:
-    """The headers every response carries: CORS, and for the API the real API's own."""
+def response_headers(config: Config, exchange: Exchange, origin: str | None,
+                     given: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """The headers every response carries: CORS, and for the API the real API's own, unless the
+    answer `given` sets them itself (a recorded answer's x-request-id)."""
     headers = cors_headers(config, exchange.path, origin)
     if headers:
         headers.append(("access-control-expose-headers", EXPOSED_HEADERS))
     if exchange.request_id is not None:
         took = int((time.perf_counter() - exchange.started) * 1000)
-        headers += [("x-request-id", exchange.request_id), ("openai-version", "2020-10-01"),
-                    ("openai-processing-ms", str(took))]
+        own = [("x-request-id", exchange.request_id), ("openai-version", "2020-10-01"),
+               ("openai-processing-ms", str(took))]
+        if given:
+            names = {name.lower() for name, _ in given}
+            own = [header for header in own if header[0] not in names]
+        headers += own
     return headers
 
 

@@ -52,10 +52,6 @@ class Endpoint:
 # --- answered directly ------------------------------------------------------------------------
 
 
-async def _embeddings(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
-    return executor.json_response(embeddings_wire.body(embeddings.parse(body)))
-
-
 async def _models(state: MockState, exchange: Exchange, body: Any, param: str) -> executor.HTTPReply:
     return executor.json_response(models_wire.model_list(state.models))
 
@@ -99,7 +95,8 @@ COMPLETIONS = Endpoint("completions", read=completions.parse, body=True,
                        encoder=executor.Encoder(body=completions_wire.completion, stream=completions_wire.stream))
 MODERATIONS = Endpoint("moderations", read=moderations.parse, body=True,
                        encoder=executor.Encoder(body=moderations_wire.body))
-EMBEDDINGS = Endpoint("embeddings", answer=_embeddings, body=True)  # no rule answers embeddings
+EMBEDDINGS = Endpoint("embeddings", read=embeddings.parse, body=True,  # (recorded answers, else made-up vectors)
+                      encoder=executor.Encoder(body=embeddings_wire.answer))
 HEALTH = Endpoint("health", answer=_health)
 
 # path -> method -> endpoint

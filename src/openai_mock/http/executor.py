@@ -17,8 +17,9 @@ import trio
 
 from ..failures import Cut, Failure
 from ..journal import CLIENT_DISCONNECTED, COMPLETED, ERROR, Entry, Journal
-from ..plan import Plan
+from ..plan import Plan, merge_headers
 from ..scenario.model import ErrorSpec
+from ..wire import recorded as recorded_wire
 from ..wire import sse
 from ..wire.errors import error_body, error_object
 from . import timers
@@ -72,7 +73,7 @@ def error_response(plan: Plan, headers: Any = ()) -> HTTPReply:
     """The plan's error as the real API sends it (or the configured raw body)."""
     spec = plan.error
     assert spec is not None
-    merged = _merge(plan.headers + tuple(headers), spec.headers)
+    merged = merge_headers(plan.headers + tuple(headers), spec.headers)
     if spec.body is not None:
         content_type = spec.content_type or "text/html; charset=utf-8"
         return HTTPReply(spec.status, [("content-type", content_type), *merged], spec.body.encode())
@@ -85,14 +86,6 @@ def error_message(spec: ErrorSpec, model: str | None = None) -> str:
         return f"(a raw {spec.content_type or 'text/html'} body)"
     message: str = error_object(spec, model)["message"]
     return message
-
-
-def _merge(*layers: Any) -> list[tuple[str, str]]:
-    merged: dict[str, tuple[str, str]] = {}
-    for layer in layers:
-        for name, value in layer:
-            merged[name.lower()] = (name, value)
-    return list(merged.values())
 
 
 async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: Entry,
@@ -115,9 +108,10 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
     except BaseException:
         journal.finish(entry, CLIENT_DISCONNECTED)
         raise
-    entry.status = 200
+    recorded = plan.recorded  # (an answer as recorded: its own bytes, status and headers)
+    status = entry.status = 200 if recorded is None else recorded.status
     if not plan.stream:
-        body = sse.dumps(encoder.body(plan))
+        body = sse.dumps(encoder.body(plan)) if recorded is None else recorded_wire.body(plan)
         failure = plan.failure
         if failure is None:
             journal.finish(entry, COMPLETED)
@@ -125,14 +119,21 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
             assert failure.cut is Cut.END and not failure.hangs, failure
             body = sse.whole_body(failure, body)
             journal.fail(entry, failure)
-        return HTTPReply(200, [("content-type", JSON), *plan.headers], body)
+        return HTTPReply(status, _head(JSON, plan), body)
     assert encoder.stream is not None
-    stream = encoder.stream(plan)
+    stream = encoder.stream(plan) if recorded is None else recorded_wire.stream(plan)
 
     async def send_stream() -> None:
         await _stream(plan, stream, connection, entry, journal)
 
-    return HTTPReply(200, [("content-type", EVENT_STREAM), *plan.headers], stream=send_stream)
+    return HTTPReply(status, _head(EVENT_STREAM, plan), stream=send_stream)
+
+
+def _head(content_type: str, plan: Plan) -> list[tuple[str, str]]:
+    """The content type and the plan's headers (a recorded answer's own content type wins)."""
+    if plan.recorded is None:
+        return [("content-type", content_type), *plan.headers]
+    return merge_headers([("content-type", content_type)], plan.headers)
 
 
 async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connection: Connection, entry: Entry,
@@ -172,6 +173,8 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entr
         if failure is None:
             journal.finish(entry, COMPLETED)
             await journal.settle()  # (written before the client can see the end)
+            if plan.timing.tail_ms:  # (a recorded stream: the wait before its `[DONE]`)
+                await timers.sleep(plan.timing.tail_ms / 1000)
             await send(body.done)
         else:
             await _fail(plan, failure, body.tail, connection, entry, journal)

@@ -131,7 +131,7 @@ class Router:
     async def _send(self, scope: Scope, send: Send, reply: executor.HTTPReply, exchange: common.Exchange,
                     origin: str | None) -> None:
         common.close(self.state, exchange, reply.status)
-        headers = reply.headers + common.response_headers(self.state.config, exchange, origin)
+        headers = reply.headers + common.response_headers(self.state.config, exchange, origin, reply.headers)
         if reply.stream is None:
             headers.append(("content-length", str(len(reply.body))))
             await self.state.journal.settle()  # (written before the client has the answer)

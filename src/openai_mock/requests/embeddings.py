@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tokens
+from ..conversation import Message
+from ..engine import Request
 from ..options import FIXED_DIMENSIONS, EmbeddingsRequest, Input, max_dimensions, native_dimensions
 from ..wire.errors import invalid
 from .checks import Enum, Invalid, is_tokens
@@ -16,7 +18,17 @@ BAD_EMBEDDING_INPUT = ("'$.input' is invalid. Please check the API reference: "
 MAX_EMBEDDING_INPUTS = 2048
 
 
-def parse(body: dict[str, Any]) -> EmbeddingsRequest:
+def parse(body: dict[str, Any], session: str) -> Request:
+    """What rules see of an embeddings request (each input a user message, token ids written out
+    as numbers), and what is asked of the vectors. Only a recorded answer answers it; else the
+    vectors are made up."""
+    asked = embeddings(body)
+    inputs = tuple(Message(role="user", content=item if isinstance(item, str) else " ".join(map(str, item)))
+                   for item in asked.inputs)
+    return Request(endpoint="embeddings", model=asked.model, conversation=inputs, session=session, options=asked)
+
+
+def embeddings(body: dict[str, Any]) -> EmbeddingsRequest:
     fields = Fields(body)
     model = fields.model()
     inputs = _embedding_inputs(fields.required("input"))

@@ -30,7 +30,7 @@ from .kernel import (
     ref,
     table,
 )
-from .model import FAILURES, MATCHER_RANK, MODERATION_CATEGORIES
+from .model import ENDPOINTS, FAILURES, MATCHER_RANK, MODERATION_CATEGORIES
 from .yamlsrc import Pos, YMap
 
 MATCHERS = tuple(MATCHER_RANK)
@@ -209,6 +209,9 @@ RULE = table(
         Node({"anyOf": [{"type": "string"}, {"$ref": "#/$defs/assistantTurn"}]})),
     Key("moderation", "Makes this a moderation rule: /v1/moderations inputs that the `matcher` matches are flagged in "
                       "these categories (no reply; chat and other endpoints never match it).", ref("moderation")),
+    Key("recorded", "Matcher form: an answer as an upstream sent it (openai-mock record), replayed as it was, to "
+                    "requests of its endpoint only; `reply` then says what it answered, for the conversations "
+                    "that continue from it.", ref("recorded")),
     Key("steps", "Behaviour for the 1st, 2nd, ... matching request ({} is the plain reply); the last repeats unless "
                  "cycle is true.",
         Node({"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#/$defs/behaviour"}, {"type": "null"}]}})),
@@ -269,6 +272,27 @@ MODERATION = table(
         Node({"type": "object", "propertyNames": CATEGORY.schema,
               "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}})),
 )
+
+
+RECORDED_ENDPOINT = Key("endpoint", "The endpoint it was recorded from: chat, responses, completions, embeddings or "
+                                    "moderations.", OneOf(ENDPOINTS))
+RECORDED_STATUS = Key("status", "The HTTP status as sent (default 200; an HTTP error is recorded as `error:`).",
+                      Integer(minimum=200, maximum=299))
+RECORDED_HEADERS = Key("headers", "The headers a client reads, as sent (x-request-id, openai-processing-ms, "
+                                  "x-ratelimit-*, content-type, ...).", ref("headers"))
+RECORDED_LATENCY = Key("latency_ms", "The time the upstream took to send its head (the rule's own latency_ms "
+                                     "replaces it).", MILLISECONDS)
+RECORDED_EVENTS = Key("events", "A stream: every server-sent event as sent, with the wait before it (the rule's "
+                                "own delay_ms and first_chunk_delay_ms replace the waits).",
+                      Node({"type": "array", "items": {"$ref": "#/$defs/recordedEvent"}}))
+RECORDED_BODY = Key("body", "A plain answer: its body as sent.", String())
+RECORDED = table(RECORDED_ENDPOINT, RECORDED_STATUS, RECORDED_HEADERS, RECORDED_LATENCY, RECORDED_EVENTS,
+                 RECORDED_BODY)
+EVENT_DATA = Key("data", "The event's data, as sent (JSON text, or [DONE]).", String())
+EVENT_WAIT = Key("wait_ms", "The wait before this event: after the head for the first, else after the one "
+                            "before.", MILLISECONDS)
+EVENT_NAME = Key("event", "The event's name, when it had one (the Responses API's events do).", String())
+RECORDED_EVENT = table(EVENT_DATA, EVENT_WAIT, EVENT_NAME)
 
 
 # --- unknown keys --------------------------------------------------------------------------------

@@ -239,6 +239,53 @@ class Turn:
         return self.match.rank
 
 
+ENDPOINTS = ("chat", "responses", "completions", "embeddings", "moderations")  # what a recorded answer came from
+
+
+@attrs.frozen
+class RecordedEvent:
+    """One server-sent event of a recorded stream: its data as sent, its `event:` name (the
+    Responses API names its events), and the wait before it."""
+
+    data: str
+    wait_ms: float = 0.0
+    event: str | None = None
+
+
+@attrs.frozen
+class RecordedItem:
+    """An output item of a recorded Responses API answer, by its id (what an `item_reference`
+    names later): a message's text, or a function call."""
+
+    id: str
+    text: str | None = None
+    call: ToolCall | None = None
+
+
+@attrs.frozen
+class Recorded:
+    """An answer as an upstream sent it (`openai-mock record`), replayed as it was: the status and
+    the headers a client reads, the time until the head, then a stream's events with the wait
+    before each, or a plain answer's body. A recorded rule answers only requests of its endpoint."""
+
+    endpoint: str  # one of ENDPOINTS
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    latency_ms: float = 0.0
+    events: tuple[RecordedEvent, ...] | None = None  # a stream (None: a plain answer)
+    body: str | None = None  # a plain answer's body, as sent
+    response_id: str | None = None  # Responses API: the id of the response it carries (read at load)
+    items: tuple[RecordedItem, ...] = ()  # Responses API: its output items (read at load)
+
+    def chunks(self) -> tuple[tuple[RecordedEvent, ...], RecordedEvent | None]:
+        """A stream's events, and apart from them its closing `[DONE]` (a complete chat or
+        completions stream ends with one), if it has one."""
+        events = self.events or ()
+        if events and events[-1].data == "[DONE]":
+            return events[:-1], events[-1]
+        return events, None
+
+
 @attrs.frozen
 class Rule:
     id: str
@@ -248,6 +295,7 @@ class Rule:
     reply: Reply | None = None  # matcher form: the reply
     response: GivenCompletion | None = None  # matcher form: a whole chat.completion object, served as given
     moderation: Moderation | None = None  # a moderation rule: answers /v1/moderations only
+    recorded: Recorded | None = None  # a recorded answer: replayed as sent, to its endpoint's requests only
     behaviour: Behaviour = Behaviour()  # the rule's own keys over `defaults`
     steps: tuple[Behaviour, ...] = ()
     cycle: bool = False

@@ -11,7 +11,17 @@ import attrs
 from . import keys
 from .behaviour import behaviour, steps
 from .kernel import FAILED, Checker, Failed, Known, Parts
-from .model import MODERATION_CATEGORIES, Behaviour, GivenCompletion, Moderation, Reply, Rule, Turn
+from .model import (
+    MODERATION_CATEGORIES,
+    Behaviour,
+    GivenCompletion,
+    Moderation,
+    Recorded,
+    Reply,
+    Rule,
+    Turn,
+)
+from .recorded import recorded
 from .replies import reply, response
 from .turns import flow, matcher
 from .yamlsrc import Pos, YList, YMap
@@ -26,6 +36,7 @@ class Answer:
     reply: Reply | None = None
     response: GivenCompletion | None = None
     moderation: Moderation | None = None
+    recorded: Recorded | None = None
 
 
 def rule(checker: Checker, raw: YMap, pos: Pos, index: int, defaults: Behaviour, ids: dict[str, Pos]) -> Rule | Failed[Any]:
@@ -48,7 +59,7 @@ def rule(checker: Checker, raw: YMap, pos: Pos, index: int, defaults: Behaviour,
     if isinstance(answer, Failed) or parts.failed:
         return parts.stop(answer if isinstance(answer, Failed) else None)
     return Rule(id=rule_id, form=answer.form, pos=raw.key_at("id") if "id" in raw else pos, turns=answer.turns,
-                reply=answer.reply, response=answer.response, moderation=answer.moderation,
+                reply=answer.reply, response=answer.response, moderation=answer.moderation, recorded=answer.recorded,
                 behaviour=own.over(defaults), steps=rule_steps, cycle=cycle is True, index=index)
 
 
@@ -68,13 +79,14 @@ def _answer(checker: Checker, known: Known, pos: Pos, rule_id: str, parts: Parts
     moderation rule."""
     raw = known.raw
     has_flow, has_matcher = "messages" in raw, "matcher" in raw
-    has_response, has_reply = "response" in raw, "reply" in raw
-    if has_flow and (has_matcher or has_response or has_reply):
-        other = "matcher" if has_matcher else "response" if has_response else "reply"
+    has_response, has_reply, has_recorded = "response" in raw, "reply" in raw, "recorded" in raw
+    if has_flow and (has_matcher or has_response or has_reply or has_recorded):
+        other = "matcher" if has_matcher else "response" if has_response else "reply" if has_reply else "recorded"
         return checker.report(raw.key_at(other), f"a rule has either `messages` (a conversation flow) or `matcher` with "
                                                  f"`response`/`reply`, not both: remove `{other}` or `messages`")
-    if has_response and has_reply:
-        return checker.report(raw.key_at("reply"), "give `response` or `reply`, not both")
+    if has_response and (has_reply or has_recorded):
+        other = "reply" if has_reply else "recorded"
+        return checker.report(raw.key_at(other), f"give `response` or `{other}`, not both")
     if "flow_reply" in raw and not has_flow:
         parts.fail(checker.report(raw.key_at("flow_reply"), "`flow_reply` applies to conversation flows (`messages`), "
                                                             "not to the matcher form"))
@@ -86,8 +98,8 @@ def _answer(checker: Checker, known: Known, pos: Pos, rule_id: str, parts: Parts
     if not has_matcher:
         if known.guessed & {"messages", "matcher"} and parts.shown:
             return parts.stop()  # a misspelt `messages` or `matcher`, already reported
-        if has_response or has_reply:
-            given = "response" if has_response else "reply"
+        if has_response or has_reply or has_recorded:
+            given = "response" if has_response else "reply" if has_reply else "recorded"
             return checker.report(raw.key_at(given),
                                   f"rule '{rule_id}' has a `{given}` but no `matcher` saying which requests get it "
                                   "(`matcher: {type: any}` answers every request)")
@@ -100,6 +112,12 @@ def _matcher_form(checker: Checker, known: Known, rule_id: str) -> Answer | Fail
     """The matcher form: message patterns, and a whole `response` or a `reply`."""
     raw = known.raw
     patterns = matcher(checker, raw["matcher"], raw.at("matcher"))
+    if "recorded" in raw:
+        as_sent = recorded(checker, raw["recorded"], raw.at("recorded"))
+        told = reply(checker, raw["reply"], raw.at("reply")) if "reply" in raw else Reply()
+        if isinstance(patterns, Failed) or isinstance(as_sent, Failed) or isinstance(told, Failed):
+            return FAILED
+        return Answer("matcher", patterns, reply=told, recorded=as_sent)
     if "response" not in raw and "reply" not in raw:
         return checker.missing(known, ("response", "reply"), raw.key_at("matcher"),
                                f"rule '{rule_id}' has a `matcher` but no `response` or `reply`")
@@ -131,7 +149,7 @@ def _rule_id(checker: Checker, known: Known, pos: Pos, ids: dict[str, Pos], part
 
 def _moderation_rule(checker: Checker, raw: YMap, rule_id: str) -> Answer | Failed[Any]:
     """A rule that flags /v1/moderations inputs: a `matcher` and `moderation`, no reply."""
-    for key in ("messages", "response", "reply"):
+    for key in ("messages", "response", "reply", "recorded"):
         if key in raw:
             return checker.report(raw.key_at(key), f"a moderation rule has `matcher` and `moderation`, not `{key}`: "
                                                    "it flags moderation inputs and answers nothing else")

@@ -43,11 +43,12 @@ def _rule() -> dict[str, Any]:
     rule = _object(keys.RULE, required=("id",))
     rule["anyOf"] = [  # the forms of a rule; they exclude each other
         {"title": "conversation flow", **_has("messages"),
-         **_none_of("matcher", "response", "reply", "moderation")},
+         **_none_of("matcher", "response", "reply", "moderation", "recorded")},
         {"title": "matcher and response", **_has("matcher"),
-         "oneOf": [_has("response"), _has("reply")], **_none_of("messages", "moderation")},
+         "oneOf": [_has("response"), _has("reply")], **_none_of("messages", "moderation", "recorded")},
+        {"title": "recorded answer", **_has("matcher", "recorded"), **_none_of("messages", "moderation", "response")},
         {"title": "moderation rule", **_has("matcher", "moderation"),
-         **_none_of("messages", "response", "reply")},
+         **_none_of("messages", "response", "reply", "recorded")},
     ]
     rule["dependentRequired"] = {"cycle": ["steps"], "flow_reply": ["messages"]}
     rule["allOf"] = [{"if": _has("steps"), "then": _none_of(*keys.FAULTS)}]  # faults go in the steps
@@ -177,5 +178,8 @@ def json_schema() -> dict[str, Any]:
             "function": _object(keys.FUNCTION, required=("name",)),
             "cors": {"anyOf": [_object(keys.CORS), {"type": "null"}]},
             "moderation": _object(keys.MODERATION, required=("categories",)),
+            "recorded": {**_object(keys.RECORDED, required=("endpoint",)),
+                         "oneOf": [{"required": ["events"]}, {"required": ["body"]}]},
+            "recordedEvent": _object(keys.RECORDED_EVENT, required=("data",)),
         },
     }

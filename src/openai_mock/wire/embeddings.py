@@ -15,6 +15,7 @@ import struct
 from typing import Any
 
 from ..options import EmbeddingsRequest, Input
+from ..plan import Plan
 
 
 def vector(model: str, item: Input, dimensions: int) -> tuple[float, ...]:
@@ -29,6 +30,11 @@ def vector(model: str, item: Input, dimensions: int) -> tuple[float, ...]:
 def encode(values: tuple[float, ...]) -> str:
     """Standard base64 of the packed little-endian float32 values, which the SDKs decode."""
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
+
+
+def answer(plan: Plan) -> dict[str, Any]:
+    """The plan's answer: made-up vectors for what it asks (a recorded answer is sent as recorded)."""
+    return body(plan.options_of(EmbeddingsRequest))
 
 
 def body(request: EmbeddingsRequest) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from ..failures import Tail
 from ..options import ResponsesOptions
 from ..plan import ALNUM, Plan, Usage
 from ..scenario.model import ErrorSpec, Reply
-from . import sse
+from . import recorded, sse
 from .errors import error_object
 from .text import split
 
@@ -138,6 +138,10 @@ def failed(plan: Plan) -> dict[str, Any]:
 
 def retrieve(plan: Plan) -> dict[str, Any]:
     """What `GET /v1/responses/{id}` returns for a stored response."""
+    if plan.recorded is not None:  # (as recorded: the response object it ended with)
+        found = recorded.response_object(plan.recorded)
+        if found is not None:
+            return found
     if plan.stream and plan.failure is not None and plan.failure.tail is Tail.ERROR:
         return failed(plan)
     return body(plan)
