@@ -41,8 +41,9 @@ class RunningServer:
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True)
         line = _readline(self.process, timeout=20)
         if not line.startswith("http://"):
+            log = self.log()
             self.stop()
-            raise RuntimeError(f"server did not start: {line!r}\n{self.log()}")
+            raise RuntimeError(f"server did not start: {line!r}\n{log}")
         self.base_url = line.strip()
         self.root = self.base_url.removesuffix("/v1")
         self.port = int(self.root.rsplit(":", 1)[1])

@@ -49,6 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--response-ttl", type=float, default=3600.0, metavar="SECONDS",
                        help="how long a stored Responses API response is kept (default 3600)")
 
+    record = commands.add_parser("record", help="serve, forward what no rule answers to an upstream, and record it")
+    record.add_argument("--upstream", required=True, metavar="URL",
+                        help="the OpenAI-compatible API to forward to, like https://api.openai.com/v1")
+    record.add_argument("--out", required=True, metavar="FILE", help="the scenario file to write the rules to "
+                                                                      "(kept whole after every rule; added to)")
+    record.add_argument("--config", "-c", help="rules answered here instead of forwarded (default: none)")
+    record.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    record.add_argument("--port", "-p", type=int, default=None, help="port (default 3000; 0 picks a free one)")
+    record.add_argument("--match", choices=("conversation", "last-user"), default="conversation",
+                        help="what a recorded rule matches: the request's whole conversation (default), or its "
+                             "last user message")
+    record.add_argument("--upstream-key-env", metavar="NAME",
+                        help="the environment variable holding the upstream's key (default: the client's own "
+                             "Authorization)")
+    record.add_argument("--redact", action="append", default=[], metavar="REGEX",
+                        help="mask what this regular expression matches in the bodies written; repeatable")
+    record.add_argument("--verbose", "-v", action="store_true", help="log one line per request")
+    record.add_argument("--log-file", help="write the log here instead of standard error")
+
     check = commands.add_parser("check", help="validate scenario files; exit 2 when any is invalid")
     check.add_argument("paths", nargs="+", help="files or folders")
 
@@ -57,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.paths)
+    if args.command == "record":
+        from . import serving  # (as for serve: loaded only when asked)
+
+        return serving.record(args)
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0

@@ -111,15 +111,15 @@ class Engine:
                 return await self._plan_reply(found, request, request.conversation, head)
             if request.endpoint == "embeddings":  # (none: the vectors are made up)
                 return Plan(request_id=head.request_id, seed=head.seed, stream=False, created=head.created,
-                            model=head.model, options=head.options)
+                            model=head.model, options=head.options, unmatched=True)
             return await self._moderate(request, head)
         conversation, history, error = await self._conversation(request)
-        if error is not None:
-            return head.error(error)
+        if error is not None:  # (what it continues is not here: no rule here answers it)
+            return head.error(error, unmatched=True)
         found = match(self._rules(request.endpoint, request.stream), conversation)
         if isinstance(found, NoMatch):
             return head.error(ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
-                                        code="no_matching_rule"))
+                                        code="no_matching_rule"), unmatched=True)
         if isinstance(found, RegexTimeout):
             return head.error(_regex_timeout(found))
         plan = await self._plan_reply(found, request, conversation, head)
@@ -184,7 +184,7 @@ class Engine:
         behaviour, step = await self._step(rule, request.session)
         conduct = _conduct(behaviour, request.stream, head.seed)
         content = _content(rule.response, found.reply, request, conversation, head)
-        if rule.recorded is not None:
+        if rule.recorded is not None and conduct.error is None:
             conduct = _as_recorded(conduct, rule.recorded, behaviour)
             content = content._replace(id=rule.recorded.response_id or content.id)
         return Plan(recorded=rule.recorded, request_id=head.request_id, seed=head.seed, stream=head.stream, options=head.options,
@@ -214,7 +214,7 @@ class Engine:
                     id=ID_PREFIX["moderations"] + token(head.seed, "id", ID_LENGTH["moderations"], HEX),
                     verdicts=tuple(verdicts), timing=conduct.timing, headers=conduct.headers,
                     chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
-                    fail_after=conduct.fail_after, stream_error=conduct.stream_error)
+                    fail_after=conduct.fail_after, stream_error=conduct.stream_error, unmatched=first is None)
 
     async def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
         assert plan.reply is not None
@@ -266,10 +266,10 @@ class _Head(NamedTuple):  # (a tuple: made for every request, and faster to make
     model: str
     options: Options | None
 
-    def error(self, spec: ErrorSpec) -> Plan:
+    def error(self, spec: ErrorSpec, unmatched: bool = False) -> Plan:
         """The plan of an HTTP error sent instead of a reply."""
         return Plan(request_id=self.request_id, seed=self.seed, stream=self.stream, created=self.created,
-                    model=self.model, options=self.options, error=spec)
+                    model=self.model, options=self.options, error=spec, unmatched=unmatched)
 
 
 
@@ -286,7 +286,7 @@ class _Content(NamedTuple):
 
 def _content(response: GivenCompletion | None, reply: Reply, request: Request, conversation: Conversation,
              head: _Head) -> _Content:
-    prefix, length = ID_PREFIX[request.endpoint], ID_LENGTH[request.endpoint]
+    prefix, length = ID_PREFIX.get(request.endpoint, ""), ID_LENGTH.get(request.endpoint, 24)  # (embeddings: none)
     alphabet = HEX if request.endpoint == "responses" else ALNUM
     made_id = prefix + token(head.seed, "id", length, alphabet)
     usage = Usage(tokens.prompt_tokens(conversation), tokens.completion_tokens(reply.content, reply.tool_calls))

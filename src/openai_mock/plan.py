@@ -138,6 +138,7 @@ class Plan:
     # moderations: per input, what the rule that matched it flags (None: no rule matched it)
     verdicts: tuple[Moderation | None, ...] = ()
     recorded: Recorded | None = None  # a recorded answer, sent as it was recorded
+    unmatched: bool = False  # no rule answers the request (`openai-mock record` asks the upstream)
     chunking: str | int = "word"
     # how it ends: a failure after `fail_after` chunks (None: with nothing let through)
     fail_after: int | None = None

@@ -14,7 +14,7 @@ from pathlib import Path
 import trio
 
 from .http.deferred import DeferredApp
-from .http.router import Router
+from .http.router import Forwarder, Router
 from .http.state import ANNOUNCE_TTL, MockState, Settings
 from .http.transport import listen, serve
 from .log import RequestLog
@@ -45,11 +45,11 @@ class Server:
 
     def __init__(self, config: Config, log: RequestLog | None = None, settings: Settings | None = None,
                  store: Store | None = None, config_version: int = 0, shared_socket: bool = False,
-                 sources: Sequence[Source] = ()):
+                 sources: Sequence[Source] = (), forwarder: Forwarder | None = None):
         self.state = MockState(config, log=log, settings=settings, store=store, config_version=config_version,
                                sources=sources)
         self._rest = DeferredApp(self.state)  # the Quart app, for the admin API
-        self.app = Router(self.state, self._rest)
+        self.app = Router(self.state, self._rest, forwarder)
         self.log = self.state.log
         self.shared_socket = shared_socket  # other processes accept on the same socket
 

@@ -93,7 +93,7 @@ def serve(args: argparse.Namespace) -> int:
     async def run() -> None:
         async with open_store(args.state, args.state_prefix, args.response_ttl) as store, \
                 trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_sigterm, nursery.cancel_scope)
+            nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
             version = await store.put_config(sources)  # (this server's --config, for every worker)
             if args.workers > 1:
                 from .workers import Supervisor, WorkerSpec
@@ -163,9 +163,65 @@ def _publisher(store: Store) -> Any:
     return publish
 
 
-async def _stop_on_sigterm(scope: trio.CancelScope) -> None:
-    """SIGTERM stops the server as Ctrl-C does: quietly, its workers with it."""
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+async def _stop_on_signals(scope: trio.CancelScope) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the server quietly, its workers with it: taken as signals
+    here rather than raised as KeyboardInterrupt wherever the server happens to be (in a request,
+    in the middle of writing a recorded rule)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
             scope.cancel()
             return
+
+
+def record(args: argparse.Namespace) -> int:
+    """`openai-mock record`: serve the --config rules; forward the rest upstream, and record it."""
+    import re
+
+    from .recorder import Recorder
+    from .recording import Recording
+    from .scenario.model import Config
+
+    for pattern in args.redact:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            print(f"--redact {pattern!r}: not a regular expression: {error}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+    try:
+        config, sources = _load(args.config) if args.config is not None else (Config(), ())
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    out = Path(args.out)
+    try:
+        recording = Recording(out, match=args.match, redact=args.redact, source=args.upstream)
+    except (OSError, ValueError) as error:
+        print(f"openai-mock: cannot add to {out}: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    port = args.port if args.port is not None else DEFAULT_PORT
+    try:
+        sock = listen(args.host, port)
+    except OSError as error:
+        print(f"openai-mock: {describe_bind_error(error, args.host, port)}", file=sys.stderr)
+        return 1
+    options = {"max_body": None, "body_timeout": None, "host": args.host, "allowed_hosts": [],
+               "log_file": args.log_file, "verbose": args.verbose, "response_ttl": DEFAULT_RESPONSE_TTL}
+    log = open_log(options)
+    recorder = Recorder(args.upstream, recording, log, key_env=args.upstream_key_env)
+    host, bound = sock.getsockname()[:2]
+
+    async def run() -> None:
+        async with recorder.open(), trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
+            server = Server(config, log=log, settings=settings_from(options), sources=sources, forwarder=recorder)
+            await nursery.start(server.serve, sock)
+            print(f"http://{f'[{host}]' if ':' in host else host}:{bound}/v1", flush=True)
+
+    try:
+        trio.run(run)
+    except* KeyboardInterrupt:  # Ctrl-C: every rule recorded is in the file already
+        pass
+    finally:
+        if log.stream is not sys.stderr and log.stream is not None:
+            log.stream.close()
+    return 0

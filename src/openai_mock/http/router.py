@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+import attrs
 import trio
 
+from ..engine import Request
+from ..journal import Entry, Journal
 from ..plan import Plan
 from ..requests.checks import Invalid, json_body
 from ..scenario.model import ErrorSpec
@@ -36,13 +39,31 @@ if TYPE_CHECKING:
 
 
 
+@attrs.frozen
+class Forward:
+    """A request that no rule answers, for the forwarder (`openai-mock record`'s upstream)."""
+
+    method: str
+    path: str
+    body: bytes
+    headers: dict[str, str]  # the client's, lower-case names
+    request: Request
+    endpoint: str
+
+
+class Forwarder(Protocol):
+    async def forward(self, forward: Forward, send: Send, connection: executor.Connection,
+                      entry: Entry | None, journal: Journal) -> None: ...
+
+
 class Router:
     """ASGI: the endpoints of `endpoints.py`; the admin API (and the lifespan protocol) go on
-    to `admin`."""
+    to `admin`. With a `forwarder`, a request that no rule answers goes to it."""
 
-    def __init__(self, state: MockState, admin: ASGIApp):
+    def __init__(self, state: MockState, admin: ASGIApp, forwarder: Forwarder | None = None):
         self.state = state
         self.admin = admin
+        self.forwarder = forwarder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_admin(scope["path"]):
@@ -56,12 +77,14 @@ class Router:
             exchange, refusal = common.Exchange(method=method, path=path, session="default"), common.unavailable(error)
         try:
             if method == "OPTIONS" and refusal is None:
-                reply: executor.HTTPReply | tuple[Endpoint, Plan] = common.preflight(
+                reply: executor.HTTPReply | tuple[Endpoint, Plan] | Forward = common.preflight(
                     headers.get("access-control-request-headers"))
             else:
                 reply = await self._answer(scope, receive, headers, exchange, refusal)
             if isinstance(reply, tuple):
                 await self._carry_out(scope, receive, send, *reply, exchange, origin)
+            elif isinstance(reply, Forward):
+                await self._forward(scope, receive, send, reply, exchange)
             else:
                 await self._send(scope, send, reply, exchange, origin)
         except _ClientGone:
@@ -72,8 +95,9 @@ class Router:
             await self._send(scope, send, common.error_reply(exchange, common.internal(error)), exchange, origin)
 
     async def _answer(self, scope: Scope, receive: Receive, headers: dict[str, str], exchange: common.Exchange,
-                      refusal: ErrorSpec | None) -> executor.HTTPReply | tuple[Endpoint, Plan]:
-        """The reply, or (the endpoint, the plan to carry out) when rules answer."""
+                      refusal: ErrorSpec | None) -> executor.HTTPReply | tuple[Endpoint, Plan] | Forward:
+        """The reply, or (the endpoint, the plan to carry out) when rules answer, or what to
+        forward when no rule does and there is a forwarder."""
         method, path = scope["method"], scope["path"]
         # read even a body that is refused: one left unread would close the connection
         settings = self.state.settings
@@ -106,7 +130,21 @@ class Router:
             return common.error_reply(exchange, refused.spec)
         except StoreUnavailable as error:
             return common.error_reply(exchange, common.unavailable(error))
+        if plan.unmatched and self.forwarder is not None:
+            return Forward(method, path, raw, headers, request, endpoint.name)
         return endpoint, plan
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, forward: Forward,
+                       exchange: common.Exchange) -> None:
+        assert self.forwarder is not None
+        connection = scope.get("state", {}).get(CONNECTION)
+        if connection is None or scope.get("http_version") != "1.1":
+            connection = _ASGIBody(connection, send)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            await self.forwarder.forward(forward, send, connection, exchange.entry, self.state.journal)
+            nursery.cancel_scope.cancel()
+        await self.state.journal.settle()
 
     async def _carry_out(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
                          exchange: common.Exchange, origin: str | None) -> None:

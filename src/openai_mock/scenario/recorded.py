@@ -5,6 +5,7 @@ answer's body."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from . import keys
@@ -39,7 +40,7 @@ def recorded(checker: Checker, raw: Any, pos: Pos) -> Recorded | Failed[Recorded
         events = parts(_events(checker, raw["events"], raw.at("events")))
         if events is None:
             return parts.stop()
-    response = response_object(body, events)
+    response = response_object(body, [event.data for event in events or ()])
     return parts.result(Recorded(endpoint=endpoint, status=status, headers=given, latency_ms=float(latency),
                                  events=events, body=body, response_id=response.get("id") if response else None,
                                  items=_items(response) if response else ()))
@@ -70,10 +71,10 @@ def _events(checker: Checker, raw: Any, pos: Pos) -> tuple[RecordedEvent, ...] |
     return parts.result(tuple(events))
 
 
-def response_object(body: str | None, events: tuple[RecordedEvent, ...] | None) -> dict[str, Any] | None:
-    """The Responses API response object the answer ends with (a plain answer's body, or the last
-    event that carries one), if it carries one."""
-    texts = [body] if body is not None else [event.data for event in reversed(events or ())]
+def response_object(body: str | None, events: Sequence[str]) -> dict[str, Any] | None:
+    """The Responses API response object an answer ends with (a plain answer's body, or the last
+    of a stream's events, by their data, that carries one), if it carries one."""
+    texts = [body] if body is not None else list(reversed(events))
     for text in texts:
         try:
             value = json.loads(text) if text else None

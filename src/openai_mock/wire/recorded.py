@@ -33,4 +33,4 @@ def body(plan: Plan) -> bytes:
 
 def response_object(recorded: Recorded) -> dict[str, Any] | None:
     """The Responses API object the answer ends with (what `GET /v1/responses/{id}` returns)."""
-    return scenario_recorded.response_object(recorded.body, recorded.events)
+    return scenario_recorded.response_object(recorded.body, [event.data for event in recorded.events or ()])
