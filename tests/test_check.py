@@ -543,6 +543,32 @@ CASES = {
         [("bad.yaml", 5, 5, "`cycle` applies to `steps`, and this rule has none"),
          ("bad.yaml", 6, 5, "`flow_reply` applies to conversation flows")],
     ),
+    "recorded answers: a missing endpoint, both events and body, an event without data": Case(
+        {"bad.yaml": _yaml("""
+            responses:
+              - id: a
+                matcher: {type: any}
+                recorded: {status: 200, body: "{}"}
+              - id: b
+                matcher: {type: any}
+                recorded: {endpoint: chat, body: "{}", events: []}
+              - id: c
+                matcher: {type: any}
+                recorded:
+                  endpoint: chatt
+                  status: 404
+                  events:
+                    - {wait_ms: 1}
+                    - {wait_ms: -2, data: x}
+            """)},
+        [("bad.yaml", 4, 15, "`recorded` needs the `endpoint` it was recorded from (chat, responses, ...)"),
+         ("bad.yaml", 7, 15, "`recorded` has either `events` (a stream) or `body` (a plain answer): give one of them"),
+         ("bad.yaml", 11, 17, "`endpoint` must be one of chat, responses, completions, embeddings, moderations "
+                              "(got 'chatt'); did you mean `chat`?"),
+         ("bad.yaml", 12, 15, "`status` must be from 200 to 299 (got 404)"),
+         ("bad.yaml", 14, 11, "a recorded event needs its `data`"),
+         ("bad.yaml", 15, 21, "`wait_ms` must be a number of milliseconds, 0 or more")],
+    ),
     "bad CORS origins": Case(
         {"bad.yaml": _yaml("""
             cors:

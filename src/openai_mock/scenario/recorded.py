@@ -30,16 +30,12 @@ def recorded(checker: Checker, raw: Any, pos: Pos) -> Recorded | Failed[Recorded
     latency = parts(keys.RECORDED_LATENCY.read_or(checker, raw, 0.0))
     given = parts(headers(checker, raw["headers"], raw.at("headers")) if "headers" in raw else ())
     body = parts(keys.RECORDED_BODY.read_or(checker, raw, None))
+    events = parts(_events(checker, raw["events"], raw.at("events"))) if "events" in raw else None
+    if ("events" in raw) == ("body" in raw):
+        parts.fail(checker.report(raw.pos, "`recorded` has either `events` (a stream) or `body` (a plain answer): "
+                                           "give one of them"))
     if parts.failed or endpoint is None or status is None or latency is None or given is None:
         return parts.stop()
-    if ("events" in raw) == ("body" in raw):
-        return parts.stop(checker.report(raw.pos, "`recorded` has either `events` (a stream) or `body` (a plain "
-                                                  "answer): give one of them"))
-    events = None
-    if "events" in raw:
-        events = parts(_events(checker, raw["events"], raw.at("events")))
-        if events is None:
-            return parts.stop()
     response = response_object(body, [event.data for event in events or ()])
     return parts.result(Recorded(endpoint=endpoint, status=status, headers=given, latency_ms=float(latency),
                                  events=events, body=body, response_id=response.get("id") if response else None,
