@@ -6,7 +6,6 @@ pacing."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import httpx
 import openai
 import pytest
 import yaml
-from conftest import RunningServer, _readline, chat_body, raw_request
+from conftest import _readline, chat_body, raw_request
 
 UPSTREAM = """
 seed: 7
