@@ -48,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
                             f"(default {DEFAULT_PREFIX})")
     serve.add_argument("--response-ttl", type=float, default=3600.0, metavar="SECONDS",
                        help="how long a stored Responses API response is kept (default 3600)")
+    serve.add_argument("--response-memory", type=float, default=None, metavar="MB",
+                       help="the memory stored Responses API responses may take; the oldest are forgotten first "
+                            "(default 256; in memory only: Redis has its own limits)")
+    serve.add_argument("--journal-memory", type=float, default=None, metavar="MB",
+                       help="the memory the journal may take (default 64; also at most 10,000 entries)")
+    serve.add_argument("--max-sessions", type=int, default=None, metavar="N",
+                       help="the sessions whose state is kept; the one used least recently is forgotten first "
+                            "(default 10,000; in memory only)")
 
     record = commands.add_parser("record", help="serve, forward what no rule answers to an upstream, and record it")
     record.add_argument("--upstream", required=True, metavar="URL",

@@ -113,45 +113,48 @@ class Engine:
                 return Plan(request_id=head.request_id, seed=head.seed, stream=False, created=head.created,
                             model=head.model, options=head.options, unmatched=True)
             return await self._moderate(request, head)
-        conversation, history, error = await self._conversation(request)
-        if error is not None:  # (what it continues is not here: no rule here answers it)
-            return head.error(error, unmatched=True)
-        found = match(self._rules(request.endpoint, request.stream), conversation)
+        asked = await self._conversation(request)
+        if asked.error is not None:  # (what it continues is not here: no rule here answers it)
+            return head.error(asked.error, unmatched=True)
+        found = match(self._rules(request.endpoint, request.stream), asked.conversation)
         if isinstance(found, NoMatch):
             return head.error(ErrorSpec(status=400, message=found.explain(), type="invalid_request_error",
                                         code="no_matching_rule"), unmatched=True)
         if isinstance(found, RegexTimeout):
             return head.error(_regex_timeout(found))
-        plan = await self._plan_reply(found, request, conversation, head)
+        plan = await self._plan_reply(found, request, asked.conversation, head, asked.known_tokens)
         if request.endpoint == "responses" and request.store and plan.error is None:
-            await self._store(request, plan, history)
+            await self._store(request, plan, asked)
         return plan
 
-    async def _conversation(self, request: Request) -> tuple[Conversation, Conversation, ErrorSpec | None]:
-        """(what is matched, the stored history this request continues, an error)."""
+    async def _conversation(self, request: Request) -> _Asked:
+        """What is matched, with the stored conversation it continues (Responses API)."""
         if request.endpoint != "responses":
-            return request.conversation, (), None
-        history: Conversation = ()
+            return _Asked(request.conversation)
+        previous = None
         if request.previous_response_id is not None:
             previous = await self.stored(request.session, request.previous_response_id)
             if previous is None:
-                return (), (), ErrorSpec(
+                return _Asked((), error=ErrorSpec(
                     status=400, type="invalid_request_error", param="previous_response_id",
                     code="previous_response_not_found",
-                    message=f"Previous response with id '{request.previous_response_id}' not found.")
-            history = previous.history
+                    message=f"Previous response with id '{request.previous_response_id}' not found."))
         own = request.conversation
         if any(message.reference is not None for message in own):
             own, error = await self._resolve(request.session, own)
             if error is not None:
-                return (), (), error
-        history += own
-        error = _unanswerable_output(history, len(history) - len(own))
+                return _Asked((), error=error)
+        before = previous.history if previous is not None else ()
+        calls = previous.calls if previous is not None else frozenset()
+        error = _unanswerable_output(own, calls)
         if error is not None:
-            return (), (), error
+            return _Asked((), error=error)
+        history = before + own
+        known = previous.tokens if previous is not None else 0  # (counted once, as the chain grew)
         if request.instructions is None:
-            return history, history, None
-        return (Message(role="system", content=request.instructions),) + history, history, None
+            return _Asked(history, history, own, None, known, calls, previous)
+        system = Message(role="system", content=request.instructions)
+        return _Asked((system,) + history, history, own, system, known, calls, previous)
 
     async def _resolve(self, session: str, messages: Conversation) -> tuple[Conversation, ErrorSpec | None]:
         """The conversation with each `item_reference` replaced by the stored item it names."""
@@ -178,12 +181,16 @@ class Engine:
         step = count % len(rule.steps) if rule.cycle else min(count, len(rule.steps) - 1)
         return rule.steps[step].over(rule.behaviour), step
 
-    async def _plan_reply(self, found: Match, request: Request, conversation: Conversation, head: _Head) -> Plan:
+    async def _plan_reply(self, found: Match, request: Request, conversation: Conversation, head: _Head,
+                          known: tuple[Conversation, int] | None = None) -> Plan:
+        """The plan of a reply. `known`: the part of `conversation` whose tokens are not counted
+        yet, and the tokens of the rest."""
         rule = found.rule
         assert found.reply is not None
         behaviour, step = await self._step(rule, request.session)
         conduct = _conduct(behaviour, request.stream, head.seed)
-        content = _content(rule.response, found.reply, request, conversation, head)
+        counted = tokens.prompt_tokens(*known) if known is not None else tokens.prompt_tokens(conversation)
+        content = _content(rule.response, found.reply, request, counted, head)
         if rule.recorded is not None and conduct.error is None:
             conduct = _as_recorded(conduct, rule.recorded, behaviour)
             content = content._replace(id=rule.recorded.response_id or content.id)
@@ -216,7 +223,7 @@ class Engine:
                     chunking=conduct.chunking, error=conduct.error, failure=conduct.failure,
                     fail_after=conduct.fail_after, stream_error=conduct.stream_error, unmatched=first is None)
 
-    async def _store(self, request: Request, plan: Plan, history: Conversation) -> None:
+    async def _store(self, request: Request, plan: Plan, asked: _Asked) -> None:
         assert plan.reply is not None
         reply = Message(role="assistant", content=plan.reply.content, tool_calls=plan.reply.tool_calls)
         items: dict[str, Message] = {}
@@ -230,7 +237,13 @@ class Engine:
                 items[message_id] = Message(role="assistant", content=plan.reply.content)
             for call, call_id in zip(plan.reply.tool_calls, call_ids):
                 items[call_id] = Message(role="assistant", tool_calls=(call,))
-        stored = StoredResponse(body=self.render(plan), history=history + (reply,))
+        new = asked.own + (reply,)
+        body = self.render(plan)
+        stored = StoredResponse(
+            body=body, history=asked.history + (reply,),
+            tokens=asked.tokens + tokens.message_tokens(new),
+            calls=asked.calls | {call.id for message in new for call in message.tool_calls},
+            size=_size(new, body))
         await self.store.put_response(request.session, plan.id, stored, items)
 
 
@@ -238,16 +251,45 @@ def _regex_timeout(found: RegexTimeout) -> ErrorSpec:
     return ErrorSpec(status=400, message=found.explain(), type="invalid_request_error", code="regex_timeout")
 
 
-def _unanswerable_output(history: Conversation, start: int) -> ErrorSpec | None:
-    """The real API refuses a function call output (from `start` on) that answers no call before it."""
-    calls: set[str] = set()
-    for index, message in enumerate(history):
-        calls.update(call.id for call in message.tool_calls)
-        if index >= start and message.role == "tool" and message.tool_call_id not in calls:
+def _unanswerable_output(own: Conversation, calls: frozenset[str]) -> ErrorSpec | None:
+    """The real API refuses a function call output that answers no call before it (in the
+    stored conversation, whose calls are `calls`, or earlier in `own`)."""
+    seen = set(calls)
+    for message in own:
+        seen.update(call.id for call in message.tool_calls)
+        if message.role == "tool" and message.tool_call_id not in seen:
             return ErrorSpec(status=400, type="invalid_request_error", param="input",
                              message=f"No tool call found for function call output with call_id "
                                      f"{message.tool_call_id}.")
     return None
+
+
+def _size(messages: Conversation, body: Mapping[str, Any]) -> int:
+    """About what keeping a response costs: its own messages' text and its answer's (twice: the
+    reply and the object GET returns), and a little for each object."""
+    text = sum(len(m.content or "") + sum(len(c.arguments) + len(c.name) for c in m.tool_calls) for m in messages)
+    reply = messages[-1]
+    return 1024 + text + len(reply.content or "") + sum(len(c.arguments) for c in reply.tool_calls)
+
+
+class _Asked(NamedTuple):
+    """A request's conversation as rules see it, and what it continues (Responses API)."""
+
+    conversation: Conversation  # what rules match (instructions first)
+    history: Conversation = ()  # the stored conversation so far and this request's turn, without instructions
+    own: Conversation = ()  # this request's turn (stored as new)
+    system: Message | None = None  # its instructions (never stored)
+    tokens: int = 0  # of the stored conversation before this request
+    calls: frozenset[str] = frozenset()  # the ids of the tool calls in it
+    previous: StoredResponse | None = None
+    error: ErrorSpec | None = None
+
+    @property
+    def known_tokens(self) -> tuple[Conversation, int] | None:
+        """For `_plan_reply`: what is left to count, and what is counted already."""
+        if self.previous is None:
+            return None
+        return ((self.system,) + self.own if self.system is not None else self.own), self.tokens
 
 
 @functools.lru_cache(maxsize=256)  # the HTTP layer and the engine both ask, for each request
@@ -284,12 +326,12 @@ class _Content(NamedTuple):
     given: GivenCompletion | None
 
 
-def _content(response: GivenCompletion | None, reply: Reply, request: Request, conversation: Conversation,
+def _content(response: GivenCompletion | None, reply: Reply, request: Request, prompt: int,
              head: _Head) -> _Content:
     prefix, length = ID_PREFIX.get(request.endpoint, ""), ID_LENGTH.get(request.endpoint, 24)  # (embeddings: none)
     alphabet = HEX if request.endpoint == "responses" else ALNUM
     made_id = prefix + token(head.seed, "id", length, alphabet)
-    usage = Usage(tokens.prompt_tokens(conversation), tokens.completion_tokens(reply.content, reply.tool_calls))
+    usage = Usage(prompt, tokens.completion_tokens(reply.content, reply.tool_calls))
     if response is None:
         return _Content(made_id, head.created, head.model, usage, None)
     given = response.usage

@@ -20,6 +20,18 @@ _KEYS = (f"{os.urandom(6).hex()}{n:x}" for n in itertools.count())
 COMPLETED = "completed"
 ERROR = "error"  # answered with an HTTP error
 CLIENT_DISCONNECTED = "client_disconnected"  # the client left before the answer was complete
+BODY_KEPT = 64 * 1024  # bytes of a request body the journal keeps whole
+STRING_KEPT = 1024  # characters of each string of a bigger body it keeps
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= STRING_KEPT else f"{value[:STRING_KEPT]}... [{len(value):,} characters]"
+    if isinstance(value, dict):
+        return {key: _cut(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cut(item) for item in value]
+    return value
 
 
 @attrs.define
@@ -36,7 +48,8 @@ class Entry:
     chunks_sent: int = 0
     outcome: str | None = None  # COMPLETED | ERROR | CLIENT_DISCONNECTED | a Failure's failed:<name>
     duration_ms: float | None = None
-    body: Any = None  # the request's JSON body
+    body: Any = None  # the request's JSON body (its long strings cut, when it is big: see `keep_body`)
+    body_bytes: int = 0  # the request body's size as sent
     error: str | None = None  # the error message, when the response was an error
     key: str = attrs.field(factory=lambda: next(_KEYS), repr=False)
     started: float = attrs.field(factory=perf_counter, repr=False)
@@ -46,8 +59,19 @@ class Entry:
             "id": self.id, "time": self.time, "method": self.method, "path": self.path,
             "session": self.session, "rule_id": self.rule_id, "step": self.step, "status": self.status,
             "stream": self.stream, "chunks_sent": self.chunks_sent, "outcome": self.outcome,
-            "duration_ms": self.duration_ms, "error": self.error, "body": self.body,
+            "duration_ms": self.duration_ms, "error": self.error, "body": self.body, "body_bytes": self.body_bytes,
         }
+
+    def keep_body(self, body: Any, size: int) -> None:
+        """Keep the request's body: whole up to BODY_KEPT bytes; a bigger one with each string
+        longer than STRING_KEPT characters cut, saying how long it was (the journal holds many)."""
+        self.body_bytes = size
+        self.body = body if size <= BODY_KEPT else _cut(body)
+
+    @property
+    def size(self) -> int:
+        """About what keeping the entry costs, in bytes (for the journal's budget)."""
+        return 512 + min(self.body_bytes, BODY_KEPT)
 
 
 class Journal:

@@ -22,7 +22,14 @@ from .scenario import ConfigError, Source, load_path_sources, load_sources, stdi
 from .scenario.keys import valid_host_name
 from .scenario.model import Config
 from .server import DEFAULT_PORT, Server, bundled_scenarios, listen, stamp, tune_gc, watch
-from .store import DEFAULT_RESPONSE_TTL, Store, StoreUnavailable
+from .store import (
+    DEFAULT_RESPONSE_BUDGET,
+    DEFAULT_RESPONSE_TTL,
+    JOURNAL_BUDGET,
+    MAX_SESSIONS,
+    Store,
+    StoreUnavailable,
+)
 from .store.memory import MemoryStore
 
 STATE_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -32,7 +39,8 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
     """What every process of a server shares (a worker gets it as JSON)."""
     return {"max_body": args.max_body_size, "body_timeout": args.body_timeout, "host": args.host,
             "allowed_hosts": list(args.allowed_host), "log_file": args.log_file, "verbose": args.verbose,
-            "response_ttl": args.response_ttl}
+            "response_ttl": args.response_ttl, "response_memory": args.response_memory,
+            "journal_memory": args.journal_memory, "max_sessions": args.max_sessions}
 
 
 def settings_from(options: dict[str, Any]) -> Settings:
@@ -48,11 +56,18 @@ def open_log(options: dict[str, Any], name: str = "") -> RequestLog:
 
 
 @asynccontextmanager
-async def open_store(url: str | None, prefix: str = DEFAULT_PREFIX,
-                     response_ttl: float = DEFAULT_RESPONSE_TTL) -> AsyncIterator[Store]:
-    """The store a server keeps its state in: `url`'s Redis, or this process's memory."""
+async def open_store(url: str | None, prefix: str = DEFAULT_PREFIX, options: dict[str, Any] | None = None
+                     ) -> AsyncIterator[Store]:
+    """The store a server keeps its state in: `url`'s Redis, or this process's memory (with the
+    serve options' limits, where given)."""
+    given = options or {}
+    response_ttl = given.get("response_ttl") or DEFAULT_RESPONSE_TTL
     if url is None:
-        yield MemoryStore(response_ttl=response_ttl)
+        mb = 1024 * 1024
+        yield MemoryStore(response_ttl=response_ttl,
+                          response_budget=int((given.get("response_memory") or DEFAULT_RESPONSE_BUDGET / mb) * mb),
+                          journal_budget=int((given.get("journal_memory") or JOURNAL_BUDGET / mb) * mb),
+                          max_sessions=given.get("max_sessions") or MAX_SESSIONS)
         return
     from .store.redis import RedisStore
 
@@ -91,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
     url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/v1"
 
     async def run() -> None:
-        async with open_store(args.state, args.state_prefix, args.response_ttl) as store, \
+        async with open_store(args.state, args.state_prefix, options) as store, \
                 trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, nursery.cancel_scope)
             version = await store.put_config(sources)  # (this server's --config, for every worker)
@@ -205,7 +220,7 @@ def record(args: argparse.Namespace) -> int:
         print(f"openai-mock: {describe_bind_error(error, args.host, port)}", file=sys.stderr)
         return 1
     options = {"max_body": None, "body_timeout": None, "host": args.host, "allowed_hosts": [],
-               "log_file": args.log_file, "verbose": args.verbose, "response_ttl": DEFAULT_RESPONSE_TTL}
+               "log_file": args.log_file, "verbose": args.verbose}
     log = open_log(options)
     recorder = Recorder(args.upstream, recording, log, key_env=args.upstream_key_env)
     host, bound = sock.getsockname()[:2]

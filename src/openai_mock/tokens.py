@@ -22,9 +22,16 @@ def count(text: str | None) -> int:
     return len(_PIECE.findall(text)) if text else 0
 
 
-def prompt_tokens(conversation: Conversation) -> int:
-    total = _PER_REPLY
-    for message in conversation:
+def prompt_tokens(conversation: Conversation, known: int = 0) -> int:
+    """The prompt's tokens: its messages' (`known`: those of messages counted before, such as a
+    stored conversation's), and the reply's framing."""
+    return _PER_REPLY + known + message_tokens(conversation)
+
+
+def message_tokens(messages: Conversation) -> int:
+    """The tokens of messages, each with its framing."""
+    total = 0
+    for message in messages:
         total += _PER_MESSAGE + count(message.content)
         for call in message.tool_calls:
             total += count(call.name) + count(call.arguments)

@@ -28,7 +28,7 @@ def main() -> int:
     log = open_log(spec.options, name=f"w{spec.index}")
 
     async def run() -> None:
-        async with open_store(spec.state, spec.prefix, spec.options["response_ttl"]) as store:
+        async with open_store(spec.state, spec.prefix, spec.options) as store:
             shared = None
             with trio.move_on_after(30):
                 while shared is None:  # (the parent published it before starting us)

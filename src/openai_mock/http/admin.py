@@ -22,7 +22,8 @@ from werkzeug.exceptions import (
 from ..scenario import Source, load_sources, read_source
 from ..scenario.load import ConfigError
 from ..scenario.model import Config, ErrorSpec
-from ..store import StoreUnavailable
+from ..store import JOURNAL_LIMIT, StoreUnavailable
+from ..wire.errors import invalid
 from . import common, executor
 from .state import MockState
 
@@ -111,7 +112,21 @@ def create_app(state: MockState) -> QuartTrio:
 
     @app.get("/_mock/requests")
     async def journal() -> Response:
-        return ok({"object": "list", "data": await state.journal.entries(request.args.get("session"))})
+        """The journal, oldest first; `?limit=N&after=ID` pages through it."""
+        entries = await state.journal.entries(request.args.get("session"))
+        after, limit = request.args.get("after"), request.args.get("limit")
+        if after is not None:
+            at = next((i for i in range(len(entries) - 1, -1, -1) if entries[i]["id"] == after), None)
+            if at is None:
+                return fail(invalid(f"No journal entry with id '{after}'.", param="after"))
+            entries = entries[at + 1:]
+        more = False
+        if limit is not None:
+            if not limit.isdigit() or not 1 <= int(limit) <= JOURNAL_LIMIT:
+                return fail(invalid(f"Invalid 'limit': give a whole number from 1 to {JOURNAL_LIMIT}.", param="limit"))
+            more, entries = len(entries) > int(limit), entries[:int(limit)]
+        return ok({"object": "list", "data": entries, "has_more": more,
+                   "first_id": entries[0]["id"] if entries else None, "last_id": entries[-1]["id"] if entries else None})
 
     @app.get("/_mock/scenarios")
     async def scenarios() -> Response:

@@ -120,7 +120,7 @@ class Router:
         try:
             body = json_body(raw) if endpoint.body else None
             if exchange.entry is not None:
-                exchange.entry.body = body
+                exchange.entry.keep_body(body, len(raw))
             if endpoint.answer is not None:
                 return await endpoint.answer(self.state, exchange, body, param)
             assert endpoint.read is not None and body is not None  # (rules answer endpoints with a body)

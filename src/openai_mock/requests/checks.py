@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -128,7 +129,23 @@ def json_body(raw: bytes) -> dict[str, Any]:
         raise Invalid(invalid(UNPARSABLE)) from None
     if not isinstance(body, dict):
         raise Invalid(invalid(f"Invalid body: expected a JSON object, but got {kind(body)} instead."))
+    if _SURROGATE.search(raw) is not None and not _encodable(body):
+        raise Invalid(invalid(UNPARSABLE))  # (a lone surrogate escape: JSON that is no Unicode text)
     return body
+
+
+# `\uD800`-`\uDFFF` escapes: a pair of them is one character beyond the first plane; one alone
+# is not text (the body cannot be written back, to the journal or anywhere). Rare enough that
+# the body is checked only when the raw bytes hold one.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- checks -------------------------------------------------------------------------------------

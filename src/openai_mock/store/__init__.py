@@ -24,7 +24,10 @@ from ..journal import Entry
 from ..scenario.load import Source as Source  # (re-exported: a configuration's sources)
 
 DEFAULT_RESPONSE_TTL = 3600.0  # seconds a stored Response is kept
+DEFAULT_RESPONSE_BUDGET = 256 * 1024 * 1024  # bytes of stored Responses kept in memory, the oldest forgotten first
+MAX_SESSIONS = 10_000  # sessions whose state is kept in memory, the least recently used forgotten first
 JOURNAL_LIMIT = 10_000  # entries; the oldest go first
+JOURNAL_BUDGET = 64 * 1024 * 1024  # bytes of journal entries kept in memory (their bodies, mostly); the oldest go first
 
 
 class StoreUnavailable(Exception):
@@ -39,10 +42,16 @@ class StoreUnavailable(Exception):
 @attrs.frozen
 class StoredResponse:
     """A stored Responses API response: the object `GET /v1/responses/{id}` returns, and the
-    conversation it ends (every turn so far, its reply included, without instructions)."""
+    conversation it ends (every turn so far, its reply included, without instructions), with
+    what a continuation would otherwise count again over the whole conversation: its messages'
+    tokens and the ids of the tool calls in it. `size` is what keeping it costs (bytes, about):
+    its own turn's, since a chain shares the messages of the turns before."""
 
     body: Mapping[str, Any]
     history: tuple[Message, ...]
+    tokens: int = 0
+    calls: frozenset[str] = frozenset()
+    size: int = 0
 
 
 @attrs.frozen
