@@ -60,7 +60,7 @@ class ResponsesOptions:
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 DEFAULT_DIMENSIONS = 1536
 FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})  # models that refuse `dimensions`
-MAX_DIMENSIONS = 16384  # for models the mock does not know
+MAX_DIMENSIONS = 3072  # for models the mock does not know: the largest real one (text-embedding-3-large)
 
 Input = str | tuple[int, ...]  # a text, or a list of token ids
 
