@@ -130,13 +130,13 @@ responses:
 @pytest.mark.parametrize("model", ["gpt-\\ud800", "\\udfff", "x\\ud83d"])
 def test_a_lone_surrogate_is_a_400_and_the_journal_stays_readable(servers, model):
     server = servers(RULES)
-    raw = ('{"model": "%s", "messages": [{"role": "user", "content": "hi"}]}' % model).encode()
+    raw = ('{"model": "' + model + '", "messages": [{"role": "user", "content": "hi"}]}').encode()
     with httpx.Client(base_url=server.root, timeout=10) as client:
         answer = client.post("/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"})
         assert answer.status_code == 400
         assert answer.json()["error"]["message"].startswith("We could not parse the JSON body")
-        fine = client.post("/v1/chat/completions", content='{"model": "\\ud83d\\ude00", "messages": [{"role": "user", '
-                                                             '"content": "hi"}]}'.encode(),
+        fine = client.post("/v1/chat/completions", content=b'{"model": "\\ud83d\\ude00", "messages": [{"role": "user", '
+                                                             b'"content": "hi"}]}',
                            headers={"Content-Type": "application/json"})
         assert fine.status_code == 200  # (a surrogate pair is one character: fine)
         assert client.get("/_mock/requests").status_code == 200
@@ -155,3 +155,13 @@ def test_a_merge_key_bomb_loads_at_once(tmp_path):
                             timeout=60)
     assert time.monotonic() - started < 10
     assert result.returncode == 0, result.stderr
+
+
+def test_a_big_file_without_aliases_loads(tmp_path):
+    # 190,000 plain rules (a million values and more, none of them through an alias)
+    big = tmp_path / "big.yaml"
+    big.write_text("responses:\n" + "".join(f"  - {{id: r{n}, matcher: {{type: any}}, reply: x}}\n" for n in range(190_000)))
+    result = subprocess.run([sys.executable, "-m", "openai_mock", "check", str(big)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[:500]
+    assert "190000 rules" in result.stdout

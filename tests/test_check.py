@@ -101,7 +101,7 @@ CASES = {
     "aliases that expand without end (billion laughs)": Case(
         {"bad.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
             f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdefg", "bcdefgh"))},
-        [("bad.yaml", 1, 1, "expands to more than 1,000,000 values")],
+        [("bad.yaml", 1, 1, "the document's aliases repeat more than 1,000,000 values")],
     ),
     "a value of a type JSON cannot carry": Case(
         {"bad.yaml": _yaml("""

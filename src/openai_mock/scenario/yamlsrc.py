@@ -32,8 +32,9 @@ _Loader.yaml_implicit_resolvers = {
 # Characters YAML does not allow in a stream (YAML 1.1 "printable" complement).
 _NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-# A document that expands (through aliases) to more values than this is refused: a few
-# lines of `&a [*b, *b, ...]` can otherwise grow to billions of values ("billion laughs").
+# A document whose aliases repeat values more often than this is refused: a few lines of
+# `&a [*b, *b, ...]` can otherwise grow to billions of values ("billion laughs"). (What is written
+# out once, however much of it, counts for nothing: the file's size limit bounds it.)
 MAX_VALUES = 1_000_000
 
 
@@ -136,8 +137,8 @@ def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
     try:
         value = builder.build(node)
     except _TooBig:
-        return None, [Problem(_pos(file, node), f"the document expands to more than {MAX_VALUES:,} values "
-                                                "(through aliases); refusing to load it")]
+        return None, [Problem(_pos(file, node), f"the document's aliases repeat more than {MAX_VALUES:,} "
+                                                "values; refusing to load it")]
     except RecursionError:
         return None, [Problem(_pos(file, node), "the document nests too deeply (or an alias refers to itself)")]
     finally:
@@ -198,12 +199,16 @@ class _Builder:
     def __init__(self, file: str, loader: Any):
         self.file, self.loader = file, loader
         self.problems: list[Problem] = []
-        self.count = 0
+        self.count = 0  # values built again through an alias
+        self._built: set[int] = set()  # the nodes built once (by id)
 
     def build(self, node: yaml.Node) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise _TooBig
+        if id(node) in self._built:
+            self.count += 1
+            if self.count > MAX_VALUES:
+                raise _TooBig
+        else:
+            self._built.add(id(node))
         file = self.file
         if isinstance(node, yaml.MappingNode):
             own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE)
