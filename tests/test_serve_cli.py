@@ -31,14 +31,46 @@ def test_verbose_log_goes_to_the_log_file(fresh_server, tmp_path):
     assert re.fullmatch(r"\d\d:\d\d:\d\d POST +/v1/chat/completions +200 +[\d.]+ms  rule=hello-rule "
                         r"session=s1 stream chunks=3", lines[1])  # role, "hi", the closing chunk
     assert "GET    /v1/nowhere" in lines[2] and " 404 " in lines[2] and "Invalid URL (GET /v1/nowhere)" in lines[2]
-    assert server.log() == ""  # nothing on standard error
+    # standard error: only what serve says at start
+    assert server.log() == f"openai-mock: serving 1 rule from {server.config_path}\n"
 
 
 def test_quiet_by_default(fresh_server):
     server = fresh_server(CONFIG)
     httpx.post(f"{server.base_url}/chat/completions", timeout=10,
                json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
-    assert server.log() == ""
+    assert server.log() == f"openai-mock: serving 1 rule from {server.config_path}\n"
+
+
+def test_serve_says_which_files_and_how_many_rules_after_the_url(fresh_server, tmp_path):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(CONFIG)
+    (folder / "b.yaml").write_text("".join(f"  - {{id: r{n}, matcher: {{type: any}}, reply: x}}\n" for n in range(3)))
+    server = fresh_server(folder)  # (RunningServer reads the URL as the first line on standard output)
+    assert server.base_url.startswith("http://127.0.0.1:")
+    assert server.log() == f"openai-mock: serving 4 rules from {folder}: a.yaml (1), b.yaml (3)\n"
+
+
+def test_serve_names_the_words_that_reach_the_bundled_rules(fresh_server):
+    server = fresh_server(None)
+    lines = server.log().splitlines()
+    assert lines[0].startswith("openai-mock: serving 13 rules from the bundled scenarios (")
+    assert lines[1] == "openai-mock: the bundled rules answer a last user message that:"
+    said = {line.split()[-1] if ":" not in line else line.split(":")[0].split()[-1]: line for line in lines[2:]}
+    assert re.fullmatch(r"  contains 'slow' +slow-stream: 200 ms between chunks", said["slow-stream"])
+    assert re.fullmatch(r"  contains 'drop' +dropped-stream: stream cut after 3 chunks \(disconnect\)",
+                        said["dropped-stream"])
+    assert re.fullmatch(r"  contains 'flaky' +flaky: 429 then 503 then reply", said["flaky"])
+    assert re.fullmatch(r"  contains 'story' +story-request", said["story-request"])
+    assert re.fullmatch(r"  says anything else +hello", lines[-1])
+    assert len(lines) == 2 + 13
+    # and what it says is true: the words reach those rules
+    client = server.client()
+    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a flaky one"}]
+                                          ).choices[0].message.content == "Finally."
+    statuses = [entry["status"] for entry in server.journal()]
+    assert statuses == [429, 503, 200]
 
 
 def test_a_busy_port_is_a_clear_error(fresh_server, tmp_path):
@@ -93,7 +125,7 @@ def test_ctrl_c_stops_the_server_quietly_even_mid_stream(tmp_path):
         assert server.wait(timeout=10) == 0
         reader.join(timeout=10)
         assert not any("[DONE]" in c for c in chunks)  # it was cut, not finished
-        assert server.stderr.read() == ""  # no traceback, nothing at all
+        assert server.stderr.read() == f"openai-mock: serving 1 rule from {path}\n"  # no traceback, nothing else
     finally:
         if server.poll() is None:
             server.kill()

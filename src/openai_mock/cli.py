@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .scenario import ConfigError, Problem, load
@@ -18,12 +19,72 @@ STATE_ENV = "OPENAI_MOCK_STATE"
 DEFAULT_PREFIX = "openai-mock:"
 
 
+DOCS = "Documentation: docs/cli.md in openai-mock's source tree (its README.md lists every page)."
+
+TOP_EPILOG = f"""\
+examples:
+  openai-mock serve                          the bundled scenarios on http://127.0.0.1:3000/v1
+  openai-mock serve -c scenarios.yaml -w     your rules, reloaded when the file changes
+  openai-mock check scenarios.yaml           FILE:LINE:COLUMN for every problem, exit 2 if any
+  openai-mock schema > scenario.schema.json  for your editor's YAML language server
+
+Then point the SDK at it: OpenAI(base_url="http://127.0.0.1:3000/v1", api_key="any-key").
+`openai-mock COMMAND --help` says more about each command.
+{DOCS}"""
+
+SERVE_EPILOG = f"""\
+examples:
+  openai-mock serve                                    the bundled scenarios, port 3000
+  openai-mock serve --config scenarios.yaml --port 8080 -v
+  openai-mock serve --config scenarios/ --watch        a folder, reloaded on every change
+  openai-mock serve --port 0                           a free port: the first line printed says which
+
+Standard output gets one line, the base URL (http://HOST:PORT/v1), once the server listens;
+standard error says which files and how many rules it serves (and, for the bundled scenarios, the
+words that reach each rule: "slow", "drop", "flaky", ...).
+{DOCS}"""
+
+CHECK_EPILOG = f"""\
+examples:
+  openai-mock check scenarios.yaml           prints `scenarios.yaml: ok, 3 rules`
+  openai-mock check scenarios/ extra.yaml    a folder is one configuration, each path checked alone
+
+Every problem is printed on standard error as FILE:LINE:COLUMN: message; the exit code is 2 when
+any path has a problem, else 0.
+{DOCS}"""
+
+RECORD_EPILOG = f"""\
+example:
+  openai-mock record --upstream https://api.openai.com/v1 --out recorded.yaml --redact 'sk-[A-Za-z0-9]+'
+  then: openai-mock serve --config recorded.yaml
+{DOCS.replace("cli.md", "record-and-replay.md")}"""
+
+SCHEMA_EPILOG = f"""\
+example:
+  openai-mock schema > scenario.schema.json
+  then, on the first line of a scenario file:  # yaml-language-server: $schema=./scenario.schema.json
+
+Editors using the YAML language server (VS Code, Neovim, Helix, Zed, JetBrains) then complete keys,
+show their descriptions and flag mistakes as you type.
+{DOCS}"""
+
+
+def _parser(name: str, commands: Any, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="openai-mock", description="A mock server of the OpenAI HTTP API.")
+    parser = argparse.ArgumentParser(prog="openai-mock", description="A mock server of the OpenAI HTTP API, for "
+                                     "testing code that uses the OpenAI SDKs.", epilog=TOP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"openai-mock {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve a configuration")
+    serve = _parser("serve", commands, "serve a configuration (the bundled scenarios by default)",
+                    "Serve the OpenAI HTTP API from scenario files: which request gets which reply, how\n"
+                    "fast it streams and where it breaks.", SERVE_EPILOG)
     serve.add_argument("--config", "-c", help="a scenario file, a folder of them, or - for standard input "
                                                "(default: the bundled scenarios)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -57,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="the sessions whose state is kept; the one used least recently is forgotten first "
                             "(default 10,000; in memory only)")
 
-    record = commands.add_parser("record", help="serve, forward what no rule answers to an upstream, and record it")
+    record = _parser("record", commands, "serve, forward what no rule answers to an upstream, and record it",
+                     "Serve the --config rules; forward every other request to --upstream, pass its answer\n"
+                     "back as it arrives, and write it to --out as a rule that replays it.", RECORD_EPILOG)
     record.add_argument("--upstream", required=True, metavar="URL",
                         help="the OpenAI-compatible API to forward to, like https://api.openai.com/v1")
     record.add_argument("--out", required=True, metavar="FILE", help="the scenario file to write the rules to "
@@ -76,10 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     record.add_argument("--verbose", "-v", action="store_true", help="log one line per request")
     record.add_argument("--log-file", help="write the log here instead of standard error")
 
-    check = commands.add_parser("check", help="validate scenario files; exit 2 when any is invalid")
-    check.add_argument("paths", nargs="+", help="files or folders")
+    check = _parser("check", commands, "validate scenario files; exit 2 when any is invalid",
+                    "Load each path as `serve --config` would, without serving, and report every problem.",
+                    CHECK_EPILOG)
+    check.add_argument("paths", nargs="+", metavar="PATH",
+                       help="a scenario file (.yaml/.yml), a folder of them (one configuration), or - for "
+                            "standard input")
 
-    commands.add_parser("schema", help="print the JSON Schema of scenario files")
+    _parser("schema", commands, "print the JSON Schema of scenario files (for editors)",
+            "Print the JSON Schema (draft 2020-12) of scenario files on standard output, made from\n"
+            "the same table of keys as the loader.", SCHEMA_EPILOG)
 
     args = parser.parse_args(argv)
     if args.command == "check":

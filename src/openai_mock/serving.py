@@ -128,6 +128,8 @@ def serve(args: argparse.Namespace) -> int:
                     await nursery.start(server.watch, Path(source), seen)
                 tune_gc()
                 nursery.start_soon(server.freeze_when_loaded)
+            for line in started_lines(config, source, bundled=args.config is None):  # (written before the URL,
+                print(line, file=sys.stderr, flush=True)  # so that whoever reads the URL finds them there)
             print(url, flush=True)
 
     status = 0
@@ -142,6 +144,13 @@ def serve(args: argparse.Namespace) -> int:
         if log.stream is not sys.stderr and log.stream is not None:
             log.stream.close()
     return status
+
+
+def started_lines(config: Config, source: str | Path, bundled: bool) -> list[str]:
+    """What serve says on standard error once it listens (the URL alone is on standard output)."""
+    from .summary import loaded, triggers
+
+    return loaded(config, "<stdin>" if source == "-" else source, bundled) + (triggers(config) if bundled else [])
 
 
 def _refuse(args: argparse.Namespace, source: str | Path) -> str | None:
