@@ -234,3 +234,20 @@ def test_a_refused_request_leaves_its_connection_usable(server, path):
             assert response.status_code == (200 if headers else 401)
             sockets.add(response.extensions["network_stream"].get_extra_info("socket").getsockname())
     assert len(sockets) == 1  # one connection for all four
+
+
+def test_a_wrong_or_missing_key_names_the_configurations_apikey_and_where_it_is(server):
+    """The 401 says which key the mock takes and where it is set, never what it is."""
+    import openai
+
+    wrong = openai.OpenAI(base_url=server.base_url, api_key="sk-wrong-key-1234", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        wrong.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    message = refused.value.body["message"]
+    assert message.startswith("Incorrect API key provided: sk-**********1234. ")  # the real API's words first
+    assert f"`apiKey` in its configuration ({server.config_path}:1:1)" in message
+    assert KEY not in message
+    with server.http() as http:
+        missing = error_of(http.get("/_mock/requests"))["message"]
+    assert missing.startswith("You didn't provide an API key.")
+    assert f"`apiKey` in its configuration ({server.config_path}:1:1)" in missing

@@ -64,6 +64,57 @@ CASES = {
         {"bad.yaml": "responses:\n  - id: a\n\treply: x\n"},
         [("bad.yaml", 3, 1, "YAML syntax error")],
     ),
+    "yaml syntax: a list item out of line says how to line it up": Case(
+        {"bad.yaml": _yaml("""
+            responses:
+              - id: a
+                matcher: {type: any}
+                reply: x
+               - id: b
+            """)},
+        [("bad.yaml", 5, 4, "YAML syntax error: did not find expected '-' indicator; this line is not lined up with "
+                            "the list it is in, whose items start with `- ` at column 3 (the first on line 2): start a "
+                            "new item with `- ` there, or line it up with the keys of the item above to go on with it")],
+    ),
+    "yaml syntax: a key out of line": Case(
+        {"bad.yaml": _yaml("""
+            responses:
+              - id: a
+                matcher: {type: any}
+                 reply: x
+            """)},
+        [("bad.yaml", 4, 6, "did not find expected key; this line is not lined up with the other keys of its mapping "
+                            "(which starts at line 2, column 5): indent it as they are")],
+    ),
+    "yaml syntax: a value holding a colon says to quote it": Case(
+        {"bad.yaml": "responses:\n  - id: a\n    matcher: {type: any}\n    reply: Note: this\n"},
+        [("bad.yaml", 4, 16, 'mapping values are not allowed in this context; a value holds `: ` (like `reply: Note: '
+                             'this`): quote the value (`reply: "Note: this"`)')],
+    ),
+    "yaml syntax: a quote never closed says where it opened": Case(
+        {"bad.yaml": 'responses:\n  - id: a\n    reply: "never closed\n'},
+        [("bad.yaml", 4, 1, "found unexpected end of stream; the quote opened at line 3, column 12 is never closed")],
+    ),
+    "yaml syntax: a tab says to indent with spaces": Case(
+        {"bad.yaml": "responses:\n  - id: a\n\treply: x\n"},
+        [("bad.yaml", 3, 1, "YAML indents with spaces only: replace the tab with spaces")],
+    ),
+    "yaml syntax: a value starting with a character YAML reserves": Case(
+        {"bad.yaml": "responses:\n  - id: a\n    matcher: {type: any}\n    reply: @user\n"},
+        [("bad.yaml", 4, 12, "a plain value cannot start with '@': quote the value")],
+    ),
+    "a comma inside {...} cuts a value: quote it": Case(
+        {"bad.yaml": _yaml("""
+            responses:
+              - id: summary
+                messages:
+                  - {role: user, content: Summarise the quarter}
+                  - {role: assistant, content: Revenue up, costs down.}
+            """)},
+        [("bad.yaml", 5, 48, "unknown key `costs down.` in a turn; a comma inside `{...}` ends a value, so "
+                             "`costs down.` was read as a key: quote the value, like "
+                             '`content: "Revenue up, costs down."`')],
+    ),
     "two YAML documents in one file": Case(
         {"bad.yaml": _yaml("""
             responses: []

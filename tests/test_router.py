@@ -57,6 +57,20 @@ def test_unknown_paths_are_404_alike_on_both_layers(server, path):
                                          "param": None, "code": None}}
 
 
+def test_a_base_url_without_v1_gets_the_fix_in_its_404(server):
+    import openai
+
+    client = openai.OpenAI(base_url=server.root, api_key="k", max_retries=0)  # (the /v1 forgotten)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert missing.value.body["message"] == (
+        "Invalid URL (POST /chat/completions): the API is served under /v1 (POST /v1/chat/completions); check "
+        'that the client\'s base_url ends with /v1: base_url="http://HOST:PORT/v1"')
+    twice = httpx.get(server.root + "/v1/v1/models", timeout=10).json()["error"]["message"]
+    assert twice.startswith("Invalid URL (GET /v1/v1/models): the API is served under /v1 (GET /v1/models);")
+    assert "ends with /v1 once" in twice
+
+
 def test_head_health_has_no_body(server):
     response = raw_request("127.0.0.1", server.port, "HEAD", "/health")
     assert response.status == 200

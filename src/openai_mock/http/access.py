@@ -41,6 +41,10 @@ class Access:
 
     def __init__(self, config: Config, bound_host: str | None = None, extra_hosts: tuple[str, ...] = ()):
         self.api_key = config.api_key
+        where = f" ({config.api_key_at})" if config.api_key_at is not None else ""
+        self.key_hint = (f"openai-mock takes the key set as `apiKey` in its configuration{where}: send it as "
+                         "the client's api_key (MockServer.api_key has it; MockServer's and the pytest plugin's "
+                         "clients send it for you).")
         self.bound_host = _hostname(bound_host) if bound_host else None
         names = tuple(name.lower().rstrip(".") for name in config.allowed_hosts + extra_hosts)
         self.any_host = "*" in names
@@ -92,11 +96,10 @@ class Access:
                 "You didn't provide an API key. You need to provide your API key in an Authorization "
                 "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password "
                 "field (with blank username) if you're accessing the API from your browser and are "
-                "prompted for a username. You can obtain an API key from "
-                "https://platform.openai.com/account/api-keys.", code="invalid_api_key", status=401)
+                f"prompted for a username. {self.key_hint}", code="invalid_api_key", status=401)
         if not hmac.compare_digest(token.encode(), self.api_key.encode()):  # constant time
-            return invalid(f"Incorrect API key provided: {_mask(token)}. You can find your API key at "
-                           "https://platform.openai.com/account/api-keys.", code="invalid_api_key", status=401)
+            return invalid(f"Incorrect API key provided: {_mask(token)}. {self.key_hint}",
+                           code="invalid_api_key", status=401)
         return None
 
     def host_allowed(self, host: str, local: str | None) -> bool:

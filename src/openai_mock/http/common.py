@@ -112,7 +112,19 @@ def health() -> executor.HTTPReply:
 
 
 def not_found(method: str, path: str) -> ErrorSpec:
-    return invalid(f"Invalid URL ({method} {path})", status=404)
+    """The real API's 404, with the fix when the path is an endpoint's without its `/v1` (a
+    `base_url` that lacks it) or with it twice."""
+    from .endpoints import route  # (endpoints.py imports this module)
+
+    meant = None
+    if path.startswith("/v1/v1/") and route(path[3:]) is not None:
+        meant, fix = path[3:], 'ends with /v1 once (base_url="http://HOST:PORT/v1")'
+    elif not is_api(path) and route("/v1" + path) is not None:
+        meant, fix = "/v1" + path, 'ends with /v1: base_url="http://HOST:PORT/v1"'
+    if meant is None:
+        return invalid(f"Invalid URL ({method} {path})", status=404)
+    return invalid(f"Invalid URL ({method} {path}): the API is served under /v1 ({method} {meant}); check that "
+                   f"the client's base_url {fix}", status=404)
 
 
 def wrong_method(method: str, path: str, allowed: list[str]) -> tuple[ErrorSpec, list[tuple[str, str]]]:

@@ -153,6 +153,7 @@ class Whole:
         return Config(
             rules=tuple(rules),
             api_key=settings.get("apiKey"),
+            api_key_at=self.settings["apiKey"][1] if "apiKey" in self.settings else None,
             port=settings.get("port"),
             seed=settings.get("seed"),
             cors_origins=origins.allowed if origins is not None else None,

@@ -314,9 +314,23 @@ def known(checker: Checker, raw: YMap, allowed: dict[str, Key[Any]], where: str,
             hint = f"; did you mean `{close}`?"
             guessed.add(close)
         elif isinstance(key, str):
-            hint = _misplaced(key, where)
+            hint = _misplaced(key, where) or _cut_value(raw, key)
         parts.fail(checker.report(raw.key_at(key), f"unknown key `{key}` {where}{hint}"))
     return Known(raw, frozenset(guessed), Failed(shown=parts.shown) if parts.failed else None)
+
+
+def _cut_value(raw: YMap, key: str) -> str:
+    """A hint for words taken as a key: in `{content: Revenue up, costs down.}` the comma ends the
+    value, and `costs down.` becomes a key of its own (with no value)."""
+    if raw[key] is not None or not any(c.isspace() or c in ".!?" for c in key):
+        return ""
+    names = list(raw)
+    before = names[names.index(key) - 1] if names.index(key) > 0 else None
+    if before is None or not isinstance(raw[before], (str, int, float)) or isinstance(raw[before], bool):
+        return "; a comma inside `{...}` ends a value: quote a value that holds a comma"
+    whole = f"{raw[before]}, {key}".replace('"', '\\"')
+    return (f"; a comma inside `{{...}}` ends a value, so `{key}` was read as a key: quote the value, "
+            f"like `{before}: \"{whole}\"`")
 
 
 def _misplaced(key: str, where: str) -> str:

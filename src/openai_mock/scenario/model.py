@@ -321,5 +321,6 @@ class Config:
     defaults: Behaviour = Behaviour()
     models: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    api_key_at: Pos | None = attrs.field(default=None, eq=False)  # where `apiKey` was written (for the 401's message)
     # what loads and works but deserves a word: `FILE:LINE:COLUMN: warning: ...` (see `check`)
     warnings: tuple[Problem, ...] = attrs.field(default=(), eq=False)

@@ -126,7 +126,7 @@ def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
         if error.context and "single document" in error.context:
             return None, [Problem(where, "a scenario file holds one YAML document; a second starts here")]
         what = error.problem or error.context or "invalid YAML"
-        return None, [Problem(where, f"YAML syntax error: {what}")]
+        return None, [Problem(where, f"YAML syntax error: {what}{syntax_hint(error, text)}")]
     except yaml.YAMLError as error:  # e.g. a reader error the check above did not foresee
         return None, [Problem(Pos(file, 1, 1), f"YAML error: {str(error).splitlines()[0]}")]
     finally:
@@ -145,6 +145,50 @@ def parse(text: str, file: str) -> tuple[Any, list[Problem]]:
         if len(text) > BIG_DOCUMENT:
             release(node, loader.constructed_objects)
     return value, builder.problems
+
+
+def syntax_hint(error: yaml.MarkedYAMLError, text: str) -> str:
+    """What PyYAML's message means and how to fix it, for the mistakes people make (`; ...`)."""
+    problem, context = error.problem or "", error.context or ""
+    at, started = error.problem_mark, error.context_mark
+    if at is None:
+        return ""
+    where = f"line {started.line + 1}, column {started.column + 1}" if started is not None else "above"
+    line = text.splitlines()[at.line] if at.line < len(text.splitlines()) else ""
+    indented = line[: at.column].strip() == ""  # (the problem is the first thing on its line)
+    opened = line[: at.column].rstrip()[-1:] in ("}", "]", '"', "'") and not indented
+    if problem.startswith("did not find expected '-' indicator") or problem == "did not find expected key":
+        if opened:
+            return ("; a value that starts with a quote, `{` or `[` ends where it closes, and this line goes on "
+                    "after that: quote the whole value (reply: '\"Yes\" she said')")
+        if problem == "did not find expected key" and not indented:
+            return "; quote the value (a value that starts with `[`, `{`, `\"` or `'` must be that whole)"
+        if problem.startswith("did not find expected '-'"):
+            first = f" (the first on line {started.line + 1})" if started is not None else ""
+            column = f" at column {started.column + 1}" if started is not None else ""
+            return (f"; this line is not lined up with the list it is in, whose items start with `- `{column}{first}: "
+                    "start a new item with `- ` there, or line it up with the keys of the item above to go on with it")
+        return (f"; this line is not lined up with the other keys of its mapping (which starts at {where}): "
+                "indent it as they are")
+    if problem.startswith("mapping values are not allowed"):
+        return "; a value holds `: ` (like `reply: Note: this`): quote the value (`reply: \"Note: this\"`)"
+    if "tab" in problem or "'\t'" in problem:
+        return "; YAML indents with spaces only: replace the tab with spaces"
+    if problem == "found unexpected end of stream" and "quoted scalar" in context:
+        return f"; the quote opened at {where} is never closed"
+    if problem == "found undefined alias" or "scanning an alias" in context:
+        return "; `*` starts an alias (a reference to an `&anchor`): quote a value that starts with `*`"
+    if problem == "could not find expected ':'":
+        return (f"; the key at {where} has no `:` after it: write `key: value` (a value on the next line "
+                "is indented under its key)")
+    if problem.startswith("did not find expected ',' or"):
+        closing = problem[-2]
+        return (f"; the `{'{' if closing == '}' else '['}` at {where} is not closed where expected: separate "
+                f"entries with `, ` and end with `{closing}`, and quote a value that holds `,`, `: `, or a bracket")
+    if problem == "found character that cannot start any token":
+        char = line[at.column: at.column + 1] or "?"
+        return f"; a plain value cannot start with {char!r}: quote the value"
+    return ""
 
 
 # A document longer than this (in characters) is taken apart piece by piece once loaded.
