@@ -141,3 +141,49 @@ def test_the_bad_documents_differ_from_a_good_one_only_in_the_fault(validator: j
         assert validator.is_valid(document), document
         assert load(document).rules
 
+
+
+# What a generic validator's best error says (jsonschema's best_match, as editors and CI tools
+# pick one): the mistake as a person would name it, at its place.
+BEST = {
+    "a matcher without a reply": ({"responses": [{"id": "r", "matcher": {"type": "any"}}]},
+                                  ["responses", 0], "'reply' is a required property"),
+    "a reply without a matcher": ({"responses": [{"id": "r", "reply": "x"}]},
+                                  ["responses", 0], "'matcher' is a required property"),
+    "a response without a matcher": ({"responses": [{"id": "r", "response": {"choices": []}}]},
+                                     ["responses", 0], "'matcher' is a required property"),
+    "a moderation rule without a matcher": ({"responses": [{"id": "r", "moderation": {"categories": []}}]},
+                                            ["responses", 0], "'matcher' is a required property"),
+    "a top-level typo": ({"respones": []}, [], "'respones' is not one of ['apiKey', 'api_key', 'port', 'seed', "
+                                               "'cors', 'allowed_hosts', 'defaults', 'models', 'responses', 'scenarios']"),
+    "a rule typo": (_rule(delay=3), ["responses", 0], "Additional properties are not allowed ('delay' was unexpected)"),
+    "a rule typo in a bare list": ([{"id": "r", "matcher": {"type": "any"}, "reply": "x", "delay": 3}], [0],
+                                   "Additional properties are not allowed ('delay' was unexpected)"),
+    "a flow with a reply too": (_flow(USER, ANSWER, reply="x"), ["responses", 0],
+                                "Additional properties are not allowed ('reply' was unexpected)"),
+    "a reply with a response too": (_rule(response={"choices": []}), ["responses", 0],
+                                    "Additional properties are not allowed ('reply' was unexpected)"),
+    "flow_reply on the matcher form": (_rule(flow_reply="last"), ["responses", 0],
+                                       "Additional properties are not allowed ('flow_reply' was unexpected)"),
+    "a turn typo": (_flow({"role": "user", "contnet": "hi"}, ANSWER), ["responses", 0, "messages", 0],
+                    "Additional properties are not allowed ('contnet' was unexpected)"),
+    "a value of the wrong type": (_rule(delay_ms="soon"), ["responses", 0, "delay_ms"], "'soon' is not of type 'number'"),
+}
+
+
+@pytest.mark.parametrize(("document", "path", "message"), BEST.values(), ids=list(BEST))
+def test_the_best_match_names_the_mistake(validator: jsonschema.Draft202012Validator, document: Any,
+                                          path: list[Any], message: str) -> None:
+    best = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    assert best is not None
+    assert (list(best.absolute_path), best.message) == (path, message)
+    with pytest.raises(ConfigError):
+        load(document if isinstance(document, dict) else yaml.safe_dump(document))  # (the loader refuses it too)
+
+
+def test_each_form_of_a_rule_lists_the_keys_it_needs(schema: dict[str, Any]) -> None:
+    forms = {name: (form["required"], form["additionalProperties"]) for name, form in schema["$defs"].items()
+             if name.endswith("Rule")}
+    assert forms == {"flowRule": (["messages"], False), "moderationRule": (["matcher", "moderation"], False),
+                     "recordedRule": (["matcher", "recorded"], False), "responseRule": (["matcher", "response"], False),
+                     "replyRule": (["matcher", "reply"], False)}

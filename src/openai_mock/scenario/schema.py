@@ -27,7 +27,9 @@ def _object(table: dict[str, Key[Any]], required: tuple[str, ...] = ()) -> dict[
 
 
 def _has(*names: str) -> dict[str, Any]:
-    return {"required": list(names)}
+    # ("type" too: jsonschema's best_match ranks an error of a schema without one above the
+    # `additionalProperties` error that names a misspelt key)
+    return {"type": "object", "required": list(names)}
 
 
 def _none_of(*names: str) -> dict[str, Any]:
@@ -36,21 +38,46 @@ def _none_of(*names: str) -> dict[str, Any]:
 
 def _is(key: str, *values: str) -> dict[str, Any]:
     """`key` is present and one of `values`."""
-    return {"required": [key], "properties": {key: {"enum": list(values)}}}
+    return {"type": "object", "required": [key], "properties": {key: {"enum": list(values)}}}
+
+
+# The forms of a rule, each the keys it may have besides the common ones, and the keys it needs.
+# A rule's form is told by the key that only it has (`messages`, `moderation`, `recorded`,
+# `response`; else the reply form), so that a validator reports the mistake within the form the
+# rule is written in: a missing `reply`, an unexpected key named, never "matches none of the forms".
+_FORM_KEYS = ("messages", "matcher", "response", "reply", "moderation", "recorded", "flow_reply")
+FORMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    # $defs name: (title, its own keys, the keys it needs)
+    "flowRule": ("conversation flow (`messages`)", ("messages", "flow_reply"), ("messages",)),
+    "moderationRule": ("moderation rule (`matcher` and `moderation`)", ("matcher", "moderation"),
+                       ("matcher", "moderation")),
+    "recordedRule": ("recorded answer (`matcher` and `recorded`)", ("matcher", "recorded", "reply"),
+                     ("matcher", "recorded")),
+    "responseRule": ("matcher form with a whole `response`", ("matcher", "response"), ("matcher", "response")),
+    "replyRule": ("matcher form with a `reply`", ("matcher", "reply"), ("matcher", "reply")),
+}
+
+
+def _form(name: str) -> dict[str, Any]:
+    title, own, needed = FORMS[name]
+    allowed = [key for key in keys.RULE if key not in _FORM_KEYS or key in own]
+    return {"title": title, "type": "object", "properties": dict.fromkeys(allowed, True),
+            "required": list(needed), "additionalProperties": False}
 
 
 def _rule() -> dict[str, Any]:
     rule = _object(keys.RULE, required=("id",))
-    rule["anyOf"] = [  # the forms of a rule; they exclude each other
-        {"title": "conversation flow", **_has("messages"),
-         **_none_of("matcher", "response", "reply", "moderation", "recorded")},
-        {"title": "matcher and response", **_has("matcher"),
-         "oneOf": [_has("response"), _has("reply")], **_none_of("messages", "moderation", "recorded")},
-        {"title": "recorded answer", **_has("matcher", "recorded"), **_none_of("messages", "moderation", "response")},
-        {"title": "moderation rule", **_has("matcher", "moderation"),
-         **_none_of("messages", "response", "reply", "recorded")},
-    ]
-    rule["dependentRequired"] = {"cycle": ["steps"], "flow_reply": ["messages"]}
+    del rule["additionalProperties"]  # (each form lists the keys it allows)
+
+    def form(name: str) -> dict[str, Any]:
+        return {"$ref": f"#/$defs/{name}"}
+
+    rule["if"], rule["then"] = _has("messages"), form("flowRule")
+    rule["else"] = {"if": _has("moderation"), "then": form("moderationRule"),
+                    "else": {"if": _has("recorded"), "then": form("recordedRule"),
+                             "else": {"if": _has("response"), "then": form("responseRule"),
+                                      "else": form("replyRule")}}}
+    rule["dependentRequired"] = {"cycle": ["steps"]}
     rule["allOf"] = [{"if": _has("steps"), "then": _none_of(*keys.FAULTS)}]  # faults go in the steps
     return rule
 
@@ -136,13 +163,22 @@ def _response() -> dict[str, Any]:
     }
 
 
-def json_schema() -> dict[str, Any]:
+def _top() -> dict[str, Any]:
+    """The top level: its keys, or `x-...` keys of the user's own. An unknown key is reported by
+    name with the keys allowed ("'respones' is not one of [...]"), not as a mismatch of patterns."""
     top = _object(keys.TOP)
-    top["patternProperties"] = {f"^{keys.EXTENSION_PREFIX}": {"description": "Your own: anchors to share, notes; ignored."}}
+    del top["additionalProperties"]
+    extension = f"^{keys.EXTENSION_PREFIX}"
+    top["patternProperties"] = {extension: {"description": "Your own: anchors to share, notes; ignored."}}
+    top["propertyNames"] = {"if": {"not": {"pattern": extension}}, "then": {"enum": list(keys.TOP)}}
     top["allOf"] = [  # an alias and its name, not both
         {"not": _has("apiKey", "api_key")},
         {"not": _has("responses", "scenarios")},
     ]
+    return top
+
+
+def json_schema() -> dict[str, Any]:
     error = _object(keys.ERROR)
     error["dependentRequired"] = {"content_type": ["body"]}
     return {
@@ -151,9 +187,14 @@ def json_schema() -> dict[str, Any]:
         "title": "openai-mock scenario file",
         "description": "A configuration of openai-mock: settings and a `responses:` list of rules "
                        "(or a bare list of rules). An empty file is an empty configuration.",
-        "anyOf": [top, {"type": "array", "items": {"$ref": "#/$defs/rule"}}, {"type": "null"}],
+        # one schema by the document's type (not `anyOf`, whose errors would all be "is not an array")
+        "type": ["object", "array", "null"],
+        "allOf": [{"if": {"type": "object"}, "then": {"$ref": "#/$defs/top"}},
+                  {"if": {"type": "array"}, "then": {"items": {"$ref": "#/$defs/rule"}}}],
         "$defs": {
+            "top": _top(),
             "rule": _rule(),
+            **{name: _form(name) for name in FORMS},
             "behaviour": _object(keys.BEHAVIOUR),
             "defaults": {"anyOf": [_object({**keys.BEHAVIOUR, **keys.DEFAULTS_ONLY}), {"type": "null"}]},
             "error": {
