@@ -16,6 +16,7 @@ failure report.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,23 @@ import pytest
 
 if TYPE_CHECKING:  # the server's modules load only when a test asks for the mock
     from .mockserver import MockServer, MockSession
+    from .scenario import ConfigError
 
 _HANDLE = pytest.StashKey["MockSession"]()
 _JOURNAL = pytest.StashKey[list[dict[str, Any]]]()
+_STARTED = pytest.StashKey[float]()  # when the test got its handle (wall clock, as the journal's `time`)
+_REPORTED = pytest.StashKey[str]()  # the test whose report shows the configuration error
+
+
+def _config_failed(error: ConfigError, where: str) -> BaseException:
+    """The mock's configuration does not load: reported as its `FILE:LINE:COLUMN` lines alone (no
+    traceback), in full once; the other tests that need it say where to look."""
+    count = f"{len(error.problems)} problem{'s' if len(error.problems) != 1 else ''}"
+    failure = pytest.fail.Exception(f"{error}\n({count} in the mock's configuration, from {where}: fix it, and "
+                                    "the tests that use openai_mock run again)", pytrace=False)
+    first = error.problems[0]
+    failure.openai_mock_summary = f"{first.message} ({first.pos})"  # type: ignore[attr-defined]  # (the short summary: the fix first)
+    return failure
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,8 +69,13 @@ def openai_mock_options() -> dict[str, Any]:
 def openai_mock_server(openai_mock_config: Any, openai_mock_options: dict[str, Any]) -> Iterator[MockServer]:
     """The mock server shared by the whole test session."""
     from .mockserver import MockServer
+    from .scenario import ConfigError
 
-    with MockServer(openai_mock_config, **openai_mock_options) as server:
+    try:
+        server = MockServer(openai_mock_config, **openai_mock_options)
+    except ConfigError as error:
+        raise _config_failed(error, "the openai_mock_config fixture") from None
+    with server:
         yield server
 
 
@@ -63,12 +83,18 @@ def openai_mock_server(openai_mock_config: Any, openai_mock_options: dict[str, A
 def openai_mock(request: pytest.FixtureRequest) -> Iterator[MockSession]:
     """A handle on the mock for this test: `.client()`, `.base_url`, `.requests()`, `.reset()`."""
     from .mockserver import MockServer, MockSession
+    from .scenario import ConfigError
 
+    request.node.stash[_STARTED] = time.time()
     marker = request.node.get_closest_marker("openai_mock")
     if marker is not None:
         options = dict(marker.kwargs)
         config = options.pop("config", marker.args[0] if marker.args else None)
-        with MockServer(config, **options) as server:
+        try:
+            own = MockServer(config, **options)
+        except ConfigError as error:
+            raise _config_failed(error, "this test's @pytest.mark.openai_mock") from None
+        with own as server:
             handle = MockSession(server, session=_session_name(request))
             request.node.stash[_HANDLE] = handle
             yield handle
@@ -97,7 +123,17 @@ def _snapshot(item: pytest.Item, handle: MockSession) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    if not report.failed or _HANDLE not in item.stash:
+    if not report.failed:
+        return
+    summary = getattr(call.excinfo.value, "openai_mock_summary", None) if call.excinfo is not None else None
+    if summary is not None:  # a configuration that does not load (a session fixture's error comes again for each test)
+        first = item.session.stash.setdefault(_REPORTED, item.nodeid)
+        if first != item.nodeid:
+            report.longrepr = f"the mock's configuration does not load: see the error of {first}"
+        elif getattr(report.longrepr, "reprcrash", None) is not None:
+            report.longrepr.reprcrash.message = summary
+        return
+    if _HANDLE not in item.stash:
         return
     handle = item.stash[_HANDLE]
     entries = item.stash.get(_JOURNAL, None)
@@ -106,7 +142,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             entries = handle.requests()
         except OSError:
             return
-    report.sections.append((f"openai-mock journal (session {handle.session})", format_journal(entries)))
+    text = format_journal(entries)
+    elsewhere = _default_session(handle, item.stash.get(_STARTED, None))
+    if elsewhere:
+        text += "\n" + elsewhere
+    report.sections.append((f"openai-mock journal (session {handle.session})", text))
+
+
+def _default_session(handle: MockSession, started: float | None) -> str:
+    """What reached the `default` session while this test ran: requests from a client that does
+    not send the test's X-Mock-Session header (one built from OPENAI_BASE_URL, say)."""
+    if started is None or handle.session == "default":
+        return ""
+    try:
+        strays = [entry for entry in handle.server.requests("default") if entry["time"] >= started]
+    except OSError:
+        return ""
+    if not strays:
+        return ""
+    from .http.common import SESSION_HEADER
+
+    count = f"{len(strays)} request{'s' if len(strays) != 1 else ''}"
+    return (f"but {count} reached the `default` session during this test: a client without the "
+            f"{SESSION_HEADER}: {handle.session} header (one built from OPENAI_BASE_URL, say) shares the "
+            "`default` session, and its `steps` counters, with every other such client, and this test's "
+            "requests() does not see it. Make it with openai_mock.client(), or give it "
+            "default_headers=openai_mock.headers():\n" + format_journal(strays))
 
 
 def format_journal(entries: list[dict[str, Any]]) -> str:
