@@ -67,34 +67,50 @@ def test_a_broken_edit_keeps_the_old_rules(watched):
 
 
 def test_reloads_under_load_drop_nothing(watched):
+    """Six clients ask without pause (half of them streams of some 150 ms) while the file changes
+    six times: every request gets a whole answer of one version or another, and some stream
+    that started before a reload finishes after the new version is served. Each edit waits for
+    its version to be served, not for a fixed time, so a slow machine only makes it longer."""
     server, path = watched
     path.write_text(RULES.format(reply="slow one two three four", delay=20))
     assert wait_for(lambda: reply_of(server) == "slow one two three four")
-    results: list[str] = []
+    results: list[tuple[float, float, str]] = []  # (started, ended, reply)
     failures: list[BaseException] = []
     stop = threading.Event()
 
     def hammer(stream: bool) -> None:
         while not stop.is_set():
+            started = time.monotonic()
             try:
-                results.append(reply_of(server, stream))
+                reply = reply_of(server, stream)
             except BaseException as error:  # noqa: BLE001 - any failure is what the test looks for
                 failures.append(error)
+            else:
+                results.append((started, time.monotonic(), reply))
 
+    versions = ["slow one two three four"] + [f"version {v} a b c" for v in range(6)]
     workers = [threading.Thread(target=hammer, args=(n % 2 == 0,)) for n in range(6)]
     for worker in workers:
         worker.start()
-    for version in range(6):
-        time.sleep(0.4)
-        path.write_text(RULES.format(reply=f"version {version} a b c", delay=20))
-    time.sleep(0.5)
-    stop.set()
-    for worker in workers:
-        worker.join(timeout=20)
+    try:
+        for version in range(6):
+            path.write_text(RULES.format(reply=f"version {version} a b c", delay=20))
+            served = wait_for(lambda v=version: any(reply == f"version {v} a b c" for _, _, reply in results[:]),
+                              timeout=60)
+            assert served and not failures, (version, failures[:1])
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
     assert failures == []
-    assert len(results) > 30
-    assert {r for r in results} <= {"slow one two three four"} | {f"version {v} a b c" for v in range(6)}
-    assert "version 5 a b c" in results
+    assert {reply for _, _, reply in results} <= set(versions)
+    # requests were in flight across reloads: one that got the version before finished after
+    # the first request that got the new one had started
+    crossed = 0
+    for new in range(1, len(versions)):
+        first_new = min(started for started, _, reply in results if reply == versions[new])
+        crossed += any(reply in versions[:new] and started < first_new < ended for started, ended, reply in results)
+    assert crossed >= 1
 
 
 def test_a_file_caught_half_written_is_not_loaded(tmp_path):
