@@ -10,6 +10,7 @@ this file against the new version: every difference is reported by name.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import inspect
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 import h11
 import trio
 
-from openai_mock.http.transport import connection, tcpserver
+from openai_mock.http.transport import connection, listener, tcpserver
 
 GONE = object()
 
@@ -235,3 +236,26 @@ def test_the_contract_check_names_what_changed():
     ]
     assert [p for p in expected if p not in problems] == []
     assert [p for p in problems if p not in expected and p not in before] == []  # nothing else
+
+
+def test_the_accept_loop_reads_trios_run_queue():
+    """`listener.runnable_counter` reads the length of trio's private run queue, because
+    `current_statistics()` walks every registered socket (a tenth of the server's CPU with
+    thousands of streams open). If trio moves it, the counter falls back on the public call:
+    still right, but slow, so this names the change."""
+    counts: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        count = listener.runnable_counter()
+        assert isinstance(getattr(count, "__self__", None), collections.deque), (
+            "trio._core._run.GLOBAL_RUN_CONTEXT.runner.runq is gone: the accept loop counts runnable "
+            "tasks the slow way (see listener.runnable_counter)")
+        async with trio.open_nursery() as nursery:
+            for n in range(3):
+                counts.append((count(), trio.lowlevel.current_statistics().tasks_runnable))
+                nursery.start_soon(trio.lowlevel.checkpoint)
+                nursery.start_soon(trio.lowlevel.checkpoint)
+            counts.append((count(), trio.lowlevel.current_statistics().tasks_runnable))
+
+    trio.run(main)
+    assert [ours for ours, _ in counts] == [theirs for _, theirs in counts] == [0, 2, 4, 6]
