@@ -45,7 +45,7 @@ class Response:
     arrival times kept in `times`), `data: [DONE]` sets `done`."""
 
     __slots__ = ("sse", "times", "buf", "status", "mode", "left", "need_crlf", "complete",
-                 "events", "done", "sse_buf", "first_byte", "body_bytes", "chunks")
+                 "events", "done", "sse_buf", "first_byte", "first_event", "body_bytes", "chunks")
 
     def __init__(self, sse: bool = False, times: list[float] | None = None, keep_body: bool = False):
         self.sse = sse
@@ -61,6 +61,7 @@ class Response:
         self.done = False
         self.sse_buf = b""
         self.first_byte = 0.0
+        self.first_event = 0.0  # when the first `data:` event arrived
         self.body_bytes = 0
 
     def feed(self, data: bytes, now: float) -> bool:
@@ -143,6 +144,8 @@ class Response:
                 self.done = True
             elif event.startswith(b"data:"):
                 self.events += 1
+                if self.events == 1:
+                    self.first_event = now
                 if self.times is not None:
                     self.times.append(now)
         self.sse_buf = buf
@@ -268,7 +271,8 @@ def stream_worker(barrier: Any, host: str, port: int, request: bytes, count: int
         "start": start,
         "cpu": cpu,
         "streams": [
-            {"opened": s.opened, "first_byte": s.response.first_byte, "ended": s.ended,
+            {"opened": s.opened, "first_byte": s.response.first_byte, "first_event": s.response.first_event,
+             "ended": s.ended,
              "status": s.response.status, "events": s.response.events, "done": s.response.done,
              "complete": s.response.complete, "error": s.error, "times": s.times}
             for s in finished
