@@ -251,7 +251,7 @@ def test_the_accept_loop_reads_trios_run_queue():
             "trio._core._run.GLOBAL_RUN_CONTEXT.runner.runq is gone: the accept loop counts runnable "
             "tasks the slow way (see listener.runnable_counter)")
         async with trio.open_nursery() as nursery:
-            for n in range(3):
+            for _ in range(3):
                 counts.append((count(), trio.lowlevel.current_statistics().tasks_runnable))
                 nursery.start_soon(trio.lowlevel.checkpoint)
                 nursery.start_soon(trio.lowlevel.checkpoint)
