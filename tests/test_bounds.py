@@ -165,3 +165,17 @@ def test_a_big_file_without_aliases_loads(tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stderr[:500]
     assert "190000 rules" in result.stdout
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses", "/embeddings", "/completions", "/moderations"])
+def test_json_nested_deeper_than_a_parser_reads_is_a_400(servers, path):
+    server = servers(RULES)
+    # 100,000 levels: far past Python's recursion limit (1,000 levels were a RecursionError, a 500)
+    raw = b'{"model": "gpt-4o", "input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        answer = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, answer.text[:300]
+        error = answer.json()["error"]
+        assert error["message"].startswith("We could not parse the JSON body") and error["type"] == "invalid_request_error"
+        assert client.get("/models").status_code == 200  # still serving
+    assert "Traceback" not in server.log()
