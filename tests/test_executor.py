@@ -46,6 +46,11 @@ class FakeConnection:
         if data:
             self.log("send", data)
 
+    def send_chunk_now(self, data: bytes) -> bool:
+        if data:
+            self.log("send", data)
+        return True
+
     def drop(self) -> None:
         self.log("drop")
 
@@ -318,3 +323,39 @@ def test_a_client_that_leaves_mid_stream_is_journaled_as_such():
     actions, entry = execute(plan, give_up_after=0.25)
     assert actions == [(0, "head", 200, b""), *sends(frames[:2], 0.1, 0.2)]
     assert (entry.outcome, entry.chunks_sent) == ("client_disconnected", 2)
+
+
+class SlowReader(FakeConnection):
+    """A client that reads slowly: its socket does not take every chunk at once, which then
+    goes the long way (`send_chunk`)."""
+
+    def __init__(self, refused: set[int]) -> None:
+        super().__init__()
+        self.refused = refused
+        self.tries = 0
+
+    def send_chunk_now(self, data: bytes) -> bool:
+        self.tries += 1
+        if self.tries in self.refused:
+            self.log("refused")
+            return False
+        return super().send_chunk_now(data)
+
+
+def test_chunks_the_connection_does_not_take_at_once_go_the_long_way_at_the_same_times():
+    plan = plan_for("first_chunk_delay_ms: 100\ndelay_ms: 20", stream=True)
+    frames = chat.stream(plan).frames
+    connection, journal = SlowReader(refused={1, 3, 4}), Journal(MemoryStore())
+    entry = journal.start("req_1", "POST", "/v1/chat/completions", "default")
+
+    async def main() -> None:
+        reply = await executor.respond(plan, CHAT, connection, entry, journal)
+        assert reply.stream is not None
+        await reply.stream()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    times = (0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.22)
+    assert [action for action in connection.actions if action[1] == "send"] == [
+        *sends(frames, *times), (0.22, "send", sse.DONE)]
+    assert [time for time, kind, *_ in connection.actions if kind == "refused"] == [0.1, 0.14, 0.16]
+    assert (entry.outcome, entry.chunks_sent) == ("completed", 7)

@@ -137,3 +137,61 @@ def test_waits_of_clients_that_left_do_not_pile_up():
     run(main)
     assert max(sizes) <= 2001, sizes  # without compaction: 5,001 entries by the end
     assert woke == [pytest.approx(1.0, abs=timers.GRID)]  # the live wait was kept, and woke on time
+
+
+def test_pace_sends_each_frame_after_its_wait_from_the_timers_task():
+    """A paced stream's task parks once; the timer's own task sends each frame when it is due,
+    and counts the next wait from then."""
+    sent: list[tuple[float, bytes, bool]] = []  # (time, frame, sent from the stream's own task)
+    returned: list[int] = []
+
+    async def main() -> None:
+        stream_task = trio.lowlevel.current_task()
+
+        def send_now(frame: bytes) -> bool:
+            sent.append((trio.current_time(), frame, trio.lowlevel.current_task() is stream_task))
+            return True
+
+        frames = [b"a", b"b", b"c", b"d", b"e"]
+        returned.append(await timers.shared().pace(frames, [0.1, 0.02, 0.05, 0.0, 0.3], 0, 5, send_now))
+        returned.append(await timers.shared().pace(frames, [0.0, 0.02, 0.05, 0.1, 0.3], 4, 5, send_now))
+
+    run(main)
+    assert returned == [3, 5]  # stopped before the frame without a wait; then went to the end
+    assert [(round(time, 6), frame) for time, frame, _ in sent] == [
+        (0.1, b"a"), (0.12, b"b"), (0.17, b"c"), (0.47, b"e")]
+    assert not any(own for _, _, own in sent)
+
+
+def test_pace_stops_at_a_frame_the_connection_does_not_take_at_once():
+    attempts: list[tuple[float, bytes]] = []
+    returned: list[tuple[float, int]] = []
+
+    async def main() -> None:
+        def send_now(frame: bytes) -> bool:
+            attempts.append((round(trio.current_time(), 6), frame))
+            return frame != b"c"  # (a client that does not read: the socket is full)
+
+        index = await timers.shared().pace([b"a", b"b", b"c", b"d"], [0.01] * 4, 0, 4, send_now)
+        returned.append((round(trio.current_time(), 6), index))
+
+    run(main)
+    assert attempts == [(0.01, b"a"), (0.02, b"b"), (0.03, b"c")]
+    assert returned == [(0.03, 2)]  # frame 2 is due now: its wait is over
+
+
+def test_a_cancelled_pace_sends_nothing_more():
+    sent: list[float] = []
+
+    async def main() -> None:
+        def send_now(frame: bytes) -> bool:
+            sent.append(round(trio.current_time(), 6))
+            return True
+
+        with trio.move_on_after(0.25) as scope:
+            await timers.shared().pace([b"x"] * 10, [0.1] * 10, 0, 10, send_now)
+        assert scope.cancelled_caught
+        await trio.sleep(1)
+
+    run(main)
+    assert sent == [0.1, 0.2]

@@ -41,6 +41,11 @@ class Connection(Protocol):
         """Send one piece of a streamed body (nothing, for empty `data`), between the response's
         head and its end."""
 
+    def send_chunk_now(self, data: bytes) -> bool:
+        """Send one piece of a streamed body without waiting, if the connection takes it at once:
+        True when it went out whole. False when it did not: `send_chunk(data)` (the same data)
+        must then be awaited before anything else is sent, and sends it (or what is left of it)."""
+
     def corked(self) -> AbstractAsyncContextManager[None]:
         """A block whose writes leave together, in one send."""
 
@@ -156,20 +161,35 @@ async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connectio
 
 async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entry: Entry,
                   journal: Journal) -> None:
-    """The chunks of a stream, each after its wait, then its end or its failure."""
+    """The chunks of a stream, each after its wait, then its end or its failure. The waits are
+    on the shared timer, which sends the chunks after them itself when the connection takes them
+    at once (see timers.py); the others are sent here."""
     send = connection.send_chunk
     frames = body.frames
     failure = plan.failure
     count = len(frames) if failure is None else min(plan.fail_after or 0, len(frames))
     _, waits = plan.timing.waits(count)
+
+    def send_now(frame: bytes) -> bool:
+        if connection.send_chunk_now(frame):
+            entry.chunks_sent += 1
+            return True
+        return False
+
     try:
-        for frame, wait in zip(frames[:count], waits, strict=True):
-            if wait:
-                await timers.sleep(wait)  # (a shared timer: see timers.py)
+        index = 0
+        while index < count:
+            if waits[index]:
+                index = await timers.shared().pace(frames, waits, index, count, send_now)
+                if index == count:
+                    break
+                if not waits[index]:
+                    continue  # (its wait is zero: below)
             else:
                 await trio.lowlevel.checkpoint()  # a send may not yield: let others run
-            await send(frame)
+            await send(frames[index])
             entry.chunks_sent += 1
+            index += 1
         if failure is None:
             journal.finish(entry, COMPLETED)
             await journal.settle()  # (written before the client can see the end)

@@ -205,6 +205,9 @@ class _ASGIBody:
         if data:
             await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
+    def send_chunk_now(self, data: bytes) -> bool:
+        return not data  # (the long way needs an await: `send_chunk`)
+
     def drop(self) -> None:
         self._transport().drop()
 

@@ -10,6 +10,13 @@ The timer wakes on a 1 ms grid (each wait ends on the first millisecond boundary
 deadline): waits that end in the same millisecond end together, in one wake-up of the timer,
 however spread out the streams began. A wait is therefore never shorter than asked, and at most
 a millisecond longer.
+
+A stream's chunks can also be paced by the timer itself (`pace`): its task parks once, and at
+each chunk's time the timer's own task sends the chunk (`send_now`, a non-blocking write) and
+counts the next wait from then. Waking the stream's task for each chunk (a task switch, and its
+whole chain of coroutines resumed and suspended again) cost more than the write; the task wakes
+only when the chunks it gave are sent, when the next wait is zero, or when a write could not go
+out at once.
 """
 
 from __future__ import annotations
@@ -17,15 +24,35 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Callable, Sequence
 
+import outcome
 import trio
 
 GRID = 0.001  # seconds
 
 
+class _Pace:
+    """A stream paced by the timer: the frames from `index` to `stop`, each after its wait."""
+
+    __slots__ = ("frames", "index", "send_now", "stop", "task", "waits")
+
+    def __init__(self, task: trio.lowlevel.Task, frames: Sequence[bytes], waits: Sequence[float], index: int,
+                 stop: int, send_now: Callable[[bytes], bool]):
+        self.task = task
+        self.frames = frames
+        self.waits = waits
+        self.index = index
+        self.stop = stop
+        self.send_now = send_now
+
+
+Target = trio.lowlevel.Task | _Pace | None  # what a heap entry wakes: a sleeping task, a paced stream, or nothing
+
+
 class Timers:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, list[trio.lowlevel.Task | None]]] = []
+        self._heap: list[tuple[float, int, list[Target]]] = []
         self._order = itertools.count()
         self._wait: trio.CancelScope | None = None  # the timer's own wait, until the next tick due
         self._cancelled = 0  # entries left in the heap by cancelled waits
@@ -35,13 +62,32 @@ class Timers:
 
     async def sleep(self, seconds: float) -> None:
         """Like `trio.sleep`: a checkpoint, cancellable, never shorter than `seconds`."""
-        due = math.ceil((trio.current_time() + seconds) / GRID) * GRID
-        entry: list[trio.lowlevel.Task | None] = [trio.lowlevel.current_task()]
+        entry: list[Target] = [trio.lowlevel.current_task()]
+        self._push(trio.current_time() + seconds, entry)
+        await trio.lowlevel.wait_task_rescheduled(self._aborter(entry))
+
+    async def pace(self, frames: Sequence[bytes], waits: Sequence[float], start: int, stop: int,
+                   send_now: Callable[[bytes], bool]) -> int:
+        """Send `frames[start:stop]`, each after its wait in `waits` (counted from the moment the
+        one before was sent), with `send_now(frame)` called from the timer's task: it sends
+        the frame without waiting and says whether it went out whole. Stops at the end, at a
+        frame whose wait is zero, or at a frame that `send_now` could not send; returns the
+        index it stopped at (`stop` when every frame was sent): when that frame has a wait,
+        its wait is over and it is due now. `waits[start]` must be positive. Cancellable
+        like `sleep`: a stream cancelled while paced sends nothing more."""
+        entry: list[Target] = [_Pace(trio.lowlevel.current_task(), frames, waits, start, stop, send_now)]
+        self._push(trio.current_time() + waits[start], entry)
+        index: int = await trio.lowlevel.wait_task_rescheduled(self._aborter(entry))
+        return index
+
+    def _push(self, deadline: float, entry: list[Target]) -> None:
+        due = math.ceil(deadline / GRID) * GRID
         heapq.heappush(self._heap, (due, next(self._order), entry))
         wait = self._wait
         if wait is not None and due < wait.deadline:
             wait.deadline = due
 
+    def _aborter(self, entry: list[Target]) -> Callable[[object], trio.lowlevel.Abort]:
         def abort(_: object) -> trio.lowlevel.Abort:
             entry[0] = None  # cancelled: its heap entry stays behind, and is dropped when due...
             self._cancelled += 1
@@ -49,7 +95,26 @@ class Timers:
                 self._compact()  # ...or sooner, when clients that left have piled up long waits
             return trio.lowlevel.Abort.SUCCEEDED
 
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        return abort
+
+    def _step(self, entry: list[Target], pace: _Pace) -> None:
+        """A paced stream's frame is due: send it, and wait for the next one, or give the stream
+        back to its task."""
+        index = pace.index
+        try:
+            sent = pace.send_now(pace.frames[index])
+        except BaseException as error:  # (a bug: the stream's task raises it, not the timer's)
+            entry[0] = None
+            trio.lowlevel.reschedule(pace.task, outcome.Error(error))
+            return
+        if sent:
+            index += 1
+            if index < pace.stop and pace.waits[index] > 0:
+                pace.index = index
+                self._push(trio.current_time() + pace.waits[index], entry)  # (the same entry: still abortable)
+                return
+        entry[0] = None
+        trio.lowlevel.reschedule(pace.task, outcome.Value(index))
 
     def _compact(self) -> None:
         self._heap[:] = [item for item in self._heap if item[2][0] is not None]
@@ -62,10 +127,12 @@ class Timers:
             now = trio.current_time()
             while heap and heap[0][0] <= now:
                 entry = heapq.heappop(heap)[2]
-                task = entry[0]
-                if task is not None:
+                target = entry[0]
+                if type(target) is _Pace:
+                    self._step(entry, target)
+                elif target is not None:
                     entry[0] = None
-                    trio.lowlevel.reschedule(task)
+                    trio.lowlevel.reschedule(target)
                 elif self._cancelled:
                     self._cancelled -= 1
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._wait:
@@ -76,12 +143,17 @@ class Timers:
 _TIMERS: trio.lowlevel.RunVar[Timers] = trio.lowlevel.RunVar("openai_mock.timers")
 
 
-async def sleep(seconds: float) -> None:
-    """Sleep on the shared timer of the current trio run (started on first use)."""
+def shared() -> Timers:
+    """The shared timer of the current trio run (started on first use)."""
     try:
-        timers = _TIMERS.get()
+        return _TIMERS.get()
     except LookupError:
         timers = Timers()
         _TIMERS.set(timers)
         trio.lowlevel.spawn_system_task(timers.run, name="openai_mock.timers")
-    await timers.sleep(seconds)
+        return timers
+
+
+async def sleep(seconds: float) -> None:
+    """Sleep on the shared timer of the current trio run."""
+    await shared().sleep(seconds)

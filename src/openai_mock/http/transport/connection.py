@@ -37,6 +37,24 @@ class Connection:
     def __init__(self, server: TCPServer, sock: socket.socket):
         self._server = server
         self._sock = sock  # the stdlib socket under hypercorn's trio stream: the same file descriptor
+        self._rest: bytes | None = None  # what `send_chunk_now` could not send of its chunk
+
+    def send_chunk_now(self, data: bytes) -> bool:
+        """Send `data` as one chunk with one non-blocking send(), if nothing else is being
+        written: True when it went out whole. Otherwise False, and `send_chunk(data)` must be
+        awaited next: it sends the chunk, or what is left of it. (No await: the shared timer
+        calls this from its own task, see timers.py.)"""
+        if not data or self._server.send_lock.locked():
+            return not data
+        frame = chunk(data)
+        try:
+            sent = self._sock.send(frame)
+        except OSError:  # EAGAIN, or a broken connection: nothing was sent
+            return False
+        if sent == len(frame):
+            return True
+        self._rest = frame[sent:]
+        return False
 
     async def send_chunk(self, data: bytes) -> None:
         """Send `data` as one chunk of a chunked HTTP/1.1 body, framed exactly as h11 frames it.
@@ -44,6 +62,10 @@ class Connection:
         and nothing else; whatever does not fit at once (or fails) goes through hypercorn's own
         writer, with its lock and its handling of a client that has gone.
         Only valid between the response's headers and its end, on a chunked response."""
+        if self._rest is not None:  # (after `send_chunk_now`, which sent part of this chunk)
+            rest, self._rest = self._rest, None
+            await self._server.protocol_send(RawData(data=rest))
+            return
         if not data:
             return  # an empty chunk would end the body
         frame = chunk(data)
@@ -60,7 +82,8 @@ class Connection:
     @contextlib.asynccontextmanager
     async def corked(self) -> AsyncIterator[None]:
         """Gather what is written inside into one send(): a whole response (head and body) then
-        leaves in one write and reaches the client in one wake-up."""
+        leaves in one write and reaches the client in one wake-up. (`send_chunk` writes straight
+        to the socket: only what hypercorn writes is gathered.)"""
         server = self._server
         if server.corked is not None:  # already corked: the outer block sends
             yield
