@@ -24,9 +24,10 @@ def test_verbose_log_goes_to_the_log_file(fresh_server, tmp_path):
                json={"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True})
     httpx.get(f"{server.base_url}/nowhere", timeout=10)
     deadline = time.monotonic() + 5
-    while log_file.read_text().count("\n") < 3 and time.monotonic() < deadline:
+    while log_file.read_text().count("\n") < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    lines = log_file.read_text().splitlines()
+    descriptors, *lines = log_file.read_text().splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d descriptors: soft limit .+", descriptors)  # (at start: docs/cli.md)
     assert re.fullmatch(r"\d\d:\d\d:\d\d POST +/v1/chat/completions +200 +[\d.]+ms  rule=hello-rule", lines[0])
     assert re.fullmatch(r"\d\d:\d\d:\d\d POST +/v1/chat/completions +200 +[\d.]+ms  rule=hello-rule "
                         r"session=s1 stream chunks=3", lines[1])  # role, "hi", the closing chunk

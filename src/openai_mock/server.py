@@ -60,7 +60,8 @@ class Server:
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(serve, self.app, sock, errors=self.log.errors, shared=self.shared_socket))
+            await nursery.start(partial(serve, self.app, sock, errors=self.log.errors, shared=self.shared_socket,
+                                        notice=self.log.message if self.log.verbose else None))
             nursery.start_soon(self._rest.load)
             if self.shared:
                 nursery.start_soon(self._follow)

@@ -8,13 +8,15 @@ hypercorn's (and h11's); our subclass of its `TCPServer` changes how bytes are w
 keep-alive timeout is kept and how a connection is closed, and the accept loop is ours.
 docs/architecture.md says why, with the figures.
 
-A package of three modules, one idea each, because together they are the only code that knows
+A package of four modules, one idea each, because together they are the only code that knows
 hypercorn's insides (its `TCPServer`'s private methods and attributes, and the h11 connection
 behind them), and that boundary should be visible in one place:
 
 - `connection.py`: the `Connection` a request uses (drop, reset, send_chunk, corked);
 - `tcpserver.py`: the `TCPServer` subclass: direct writes, the idle timer, the lingering close;
-- `listener.py`: the listening socket, `serve` and the accept loop.
+- `listener.py`: the listening socket, `serve` and the accept loop;
+- `descriptors.py`: the soft limit on descriptors raised at start, and the idle connections
+  closed, longest idle first, when accept() finds none left.
 
 hypercorn is pinned below its next minor release (pyproject.toml), and
 tests/test_transport_contract.py checks every private part these modules use, by name and

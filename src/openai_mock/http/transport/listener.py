@@ -25,6 +25,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
+from .descriptors import IdleConnections, raise_limit
 from .tcpserver import TCPServer
 
 BACKLOG = 4096  # hypercorn's default (100) makes bursts of clients wait for SYN retries
@@ -77,10 +78,17 @@ def hypercorn_config(errors: logging.Logger | None = None) -> Config:
 
 
 async def serve(app: Callable[..., Awaitable[None]], sock: socket.socket, *, errors: logging.Logger | None = None,
-                shared: bool = False, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                shared: bool = False, notice: Callable[[str], None] | None = None,
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the ASGI `app` (called with scope, receive, send) on the listening `sock` until
     cancelled; the socket is closed on exit. `shared`: other processes accept on the same
-    socket (`serve --workers`)."""
+    socket (`serve --workers`). `notice` takes what the -v log says about descriptors: the
+    soft limit raised at start (`descriptors.raise_limit`), idle connections closed for want
+    of one."""
+    raised = raise_limit()
+    if notice is not None:
+        notice(raised)
+    idle = IdleConnections(notice)
     config = hypercorn_config(errors)
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
     try:
@@ -91,17 +99,19 @@ async def serve(app: Callable[..., Awaitable[None]], sock: socket.socket, *, err
             context, state = WorkerContext(None), ConnectionState({})
 
             async def connection(client: socket.socket) -> None:
-                await TCPServer(wrapped, config, context, state, client).run()
+                await TCPServer(wrapped, config, context, state, client, idle).run()
 
-            nursery.start_soon(_accept, sock, connection, nursery, shared)
+            nursery.start_soon(_accept, sock, connection, nursery, idle, shared)
             task_status.started()
     finally:
         trio.lowlevel.notify_closing(sock)
         sock.close()
 
 
-# accept() errors that mean "out of resources for now": wait, then try again
+# accept() errors that mean "out of resources for now": wait, then try again; for want of a
+# descriptor, first close an idle connection to free one
 _SCARCE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_NO_DESCRIPTOR = {errno.EMFILE, errno.ENFILE}
 ACCEPT_BATCH = 512  # connections taken from the kernel's queue per pass of the event loop
 START_BUDGET = 8  # runnable tasks below which new connections are started, per pass
 START_LEAST = 4  # connections started per pass however busy the loop is
@@ -122,7 +132,7 @@ def runnable_counter() -> Callable[[], int]:
 
 
 async def _accept(sock: socket.socket, handler: Callable[[socket.socket], Awaitable[None]],
-                  nursery: trio.Nursery, shared: bool = False) -> None:
+                  nursery: trio.Nursery, idle: IdleConnections, shared: bool = False) -> None:
     """Take every waiting connection from the kernel at each pass, but start only as many as
     the event loop has room for. trio's `serve_listeners` takes one connection per pass: with
     thousands of streams running, the kernel's queue overflowed and clients waited seconds for
@@ -134,7 +144,12 @@ async def _accept(sock: socket.socket, handler: Callable[[socket.socket], Awaita
 
     On a socket `shared` with other workers, a worker takes only what it starts at once: what it
     would keep waiting here is better left in the kernel's queue for a worker with room (one
-    busy worker took most of a burst)."""
+    busy worker took most of a burst).
+
+    When accept() fails for want of a descriptor, the connection idle the longest is closed and
+    accept() tried again at once, one for one (`IdleConnections.shed`): else the new client
+    waited in the kernel's queue until the keep-alive timeout freed a descriptor. Only with no
+    idle connection left does the loop wait (50 ms) and try again."""
     runnable = runnable_counter()
     waiting: collections.deque[socket.socket] = collections.deque()
     try:
@@ -148,6 +163,8 @@ async def _accept(sock: socket.socket, handler: Callable[[socket.socket], Awaita
                 except BlockingIOError:
                     break
                 except OSError as error:
+                    if error.errno in _NO_DESCRIPTOR and idle.shed():
+                        continue
                     if error.errno in _SCARCE:
                         await trio.sleep(0.05)
                     break

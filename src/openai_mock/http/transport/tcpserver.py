@@ -1,12 +1,14 @@
 """hypercorn's trio connection handler, changed where it costs or loses answers: how bytes are
-written, how the keep-alive timeout is kept, how a connection is closed.
+written, how the keep-alive timeout is kept, how a connection is closed, and closing an idle
+one at once when the server has no descriptor left (`shed`, called by the accept loop).
 
 Its own module because it is the one place that subclasses hypercorn's private `TCPServer`.
 What it relies on, all checked by name and signature in tests/test_transport_contract.py:
 - `TCPServer.__init__(app, config, context, state, stream)` and `run()`, which calls
-  `self._read_data()` (replaced: the lingering close), passes `self.protocol_send` to the
-  protocol (replaced: direct and corked writes, the lingering close) and calls
-  `self.idle_task.restart(self._task_group, action)` and `.stop()` (replaced: `IdleTimer`);
+  `self._read_data()` (replaced: the lingering close, reading the socket itself), passes
+  `self.protocol_send` to the protocol (replaced: direct and corked writes, the lingering close)
+  and calls `self.idle_task.restart(self._task_group, action)` and `.stop()` (replaced:
+  `IdleTimer`);
 - `TCPServer.protocol_send` itself (its writer, with its lock and its handling of a client
   that has gone), `send_lock` (held while that writer writes), `protocol` (`handle(event)`,
   and `protocol.protocol.connection`, the h11 connection of an HTTP/1 client) and `MAX_RECV`;
@@ -30,6 +32,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, LifespanState, TaskGroup
 
 from .connection import CONNECTION, Connection, queued
+from .descriptors import IdleConnections
 
 LINGER_SECONDS = 2.0  # how long a closed connection still reads what its client sends
 KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (SDKs pool them)
@@ -38,15 +41,16 @@ KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (S
 class TCPServer(tcp_server.TCPServer):
     """hypercorn's connection handler, plus: the `Connection` in each request's scope; writes
     straight to the socket (`write`) and gathered while corked; one idle-timeout task per
-    connection (`IdleTimer`); and a lingering close (`_close_lingering`)."""
+    connection (`IdleTimer`), which also keeps `idle`, the server's list of idle connections;
+    a lingering close (`_close_lingering`); and `shed`, closing an idle connection at once."""
 
     def __init__(self, app: AppWrapper, config: Config, context: WorkerContext, state: LifespanState,
-                 sock: socket.socket):
+                 sock: socket.socket, idle: IdleConnections | None = None):
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         # hypercorn annotates `stream` as an SSLStream, but `run` serves a plain one as well
         super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)},
                          stream)  # type: ignore[arg-type]
-        self._idle = IdleTimer(self, KEEP_ALIVE_TIMEOUT)
+        self._idle = IdleTimer(self, KEEP_ALIVE_TIMEOUT, idle)
         # hypercorn only calls `restart` and `stop` on it, which `IdleTimer` has
         self.idle_task = self._idle  # type: ignore[assignment]
         self._stream = stream  # the same object as hypercorn's `self.stream`, with its real type
@@ -136,8 +140,8 @@ class TCPServer(tcp_server.TCPServer):
         with self._reading:
             while True:
                 try:
-                    data = await self._stream.receive_some(tcp_server.MAX_RECV)
-                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    data = await self._receive()
+                except (OSError, trio.ClosedResourceError):  # (a reset, or closed here: `reset`, `shed`)
                     break
                 if self._closing:
                     if not data:
@@ -148,6 +152,36 @@ class TCPServer(tcp_server.TCPServer):
                     break
         await self.protocol.handle(Closed())
         self._idle.finish()  # the client has closed: nothing to wait for
+
+    async def _receive(self) -> bytes:
+        """What the client sent (b"" when it has closed): the stream's `receive_some`, but with no
+        checkpoint between taking the bytes from the kernel and returning them, so that they are
+        always either in the kernel's queue or, once handled, in h11's state: `shed` looks at
+        both, and never closes a connection whose request is on its way in."""
+        await trio.lowlevel.checkpoint()
+        while True:
+            try:
+                return self._sock.recv(tcp_server.MAX_RECV)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._sock)
+
+    def shed(self) -> bool:
+        """Close this connection at once, idle between requests, to free its descriptor (the
+        server has none left to accept with; `descriptors.py`): a FIN, as the keep-alive timeout
+        gives. Not if a request has begun to arrive (in h11's buffer or the kernel's): whether
+        it was closed. The read loop then ends, and the connection with it."""
+        if self._closing or self._sock.fileno() < 0:
+            return False
+        connection = getattr(self.protocol.protocol, "connection", None)  # None: HTTP/2
+        if isinstance(connection, h11.Connection) and (
+                connection.their_state is not h11.IDLE or connection.trailing_data[0]):
+            return False
+        if queued(self._sock, termios.FIONREAD) != 0:
+            return False
+        self._closing = True
+        trio.lowlevel.notify_closing(self._sock)  # the read loop wakes with ClosedResourceError
+        self._sock.close()
+        return True
 
     async def close_idle(self) -> None:
         """Close a connection idle for too long, as hypercorn's own timeout does: the protocol
@@ -162,10 +196,12 @@ class IdleTimer:
     task each time the connection turns idle and cancels it when a request comes, a good part
     of the scheduling work of a short request; and a connection the client closed while idle
     stayed open on our side (CLOSE-WAIT) until the timeout ran out.
-    It stands in for hypercorn's `TrioSingleTask`: the same `restart` and `stop`."""
+    It stands in for hypercorn's `TrioSingleTask`: the same `restart` and `stop`. It also keeps
+    the server's list of idle connections (`descriptors.IdleConnections`) up to date."""
 
-    def __init__(self, server: TCPServer, timeout: float):
+    def __init__(self, server: TCPServer, timeout: float, idle: IdleConnections | None = None):
         self._server = server
+        self._idle = idle
         self._timeout = timeout
         self._scope = trio.CancelScope(deadline=math.inf)
         self._started = False
@@ -175,6 +211,8 @@ class IdleTimer:
         """The connection is idle: close it after the timeout. (`action` is hypercorn's own
         timeout, which this replaces.)"""
         self._scope.deadline = trio.current_time() + self._timeout
+        if self._idle is not None:
+            self._idle.add(self._server)
         if not self._started:
             self._started = True
             task_group.spawn(self._watch)
@@ -182,14 +220,20 @@ class IdleTimer:
     async def stop(self) -> None:
         """A request came: no timeout while it is answered."""
         self._scope.deadline = math.inf
+        if self._idle is not None:
+            self._idle.discard(self._server)
 
     def finish(self) -> None:
         self._finished = True
         self._scope.cancel()
+        if self._idle is not None:
+            self._idle.discard(self._server)
 
     async def _watch(self) -> None:
         with self._scope:
             await trio.sleep_forever()
+        if self._idle is not None:
+            self._idle.discard(self._server)
         if not self._finished:  # idle for too long
             with trio.CancelScope(shield=True):
                 await self._server.close_idle()
