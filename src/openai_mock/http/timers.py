@@ -128,7 +128,7 @@ class Timers:
             while heap and heap[0][0] <= now:
                 entry = heapq.heappop(heap)[2]
                 target = entry[0]
-                if type(target) is _Pace:
+                if isinstance(target, _Pace):
                     self._step(entry, target)
                 elif target is not None:
                     entry[0] = None
