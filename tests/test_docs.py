@@ -5,6 +5,7 @@ Conventions for the pages (see docs/README.md):
 - A ```python block runs against a mock started with the page's latest yaml block before it
   (or the bundled scenarios when there is none), its address written as the docs show it,
   http://127.0.0.1:3000; the examples share that mock until the next yaml block.
+  README's run twice in a row: a newcomer runs them again against the server they started.
 - Blocks with `file=NAME` (```python file=test_retry.py, ```yaml file=scenarios/x.yaml) form a
   small project per page, which pytest runs in a subprocess: every test in it must pass.
 - Other languages (bash, js, text) are not run here; the Node examples are covered by tests/test_node*.py.
@@ -45,8 +46,8 @@ def page_id(page: Path) -> str:
     return str(page.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_page_examples_run(page, tmp_path):
+def run_examples(page: Path, times: int = 1) -> None:
+    """Run the page's python blocks, each `times` times in a row, against the mock of its yaml."""
     config = None
     mock: MockServer | None = None
     ran = 0
@@ -71,11 +72,13 @@ def test_page_examples_run(page, tmp_path):
                 if mock is None:
                     mock = MockServer(config).start()
                 code = ADDRESS.sub(mock.url, textwrap.dedent(body))
-                namespace = {"__name__": f"docs_example_{line}"}
-                try:
-                    exec(compile(code, where, "exec"), namespace)  # noqa: S102 - the docs' own examples
-                except Exception as error:  # noqa: BLE001
-                    pytest.fail(f"the python example at {where} failed: {error!r}")
+                for run in range(1, times + 1):
+                    namespace = {"__name__": f"docs_example_{line}"}
+                    try:
+                        exec(compile(code, where, "exec"), namespace)  # noqa: S102 - the docs' own examples
+                    except Exception as error:  # noqa: BLE001
+                        again = f" on run {run} against the same server" if run > 1 else ""
+                        pytest.fail(f"the python example at {where} failed{again}: {error!r}")
                 ran += 1
     finally:
         if mock is not None:
@@ -83,6 +86,18 @@ def test_page_examples_run(page, tmp_path):
     # a page may have no runnable example; one that has them must have run them all
     expected = sum(1 for language, attributes, _, _ in blocks(page) if language == "python" and "file" not in attributes)
     assert ran == expected
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_page_examples_run(page):
+    run_examples(page)
+
+
+def test_readme_examples_pass_every_time_they_are_run():
+    """A newcomer runs README's examples again and again against the one server they started:
+    each passes every time (one that counted on a fresh server's `steps` passed only once)."""
+    assert sum(1 for block in blocks(ROOT / "README.md") if block[0] == "python") >= 4
+    run_examples(ROOT / "README.md", times=2)
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if any("file" in b[1] for b in blocks(p))], ids=page_id)

@@ -1,4 +1,4 @@
-"""`nox -s mock`, as README's quick start runs it: once its environment exists, it serves
+"""`nox -s mock`, as README's Development section runs it: once its environment exists, it serves
 without installing the project again (it used to reinstall at every start, 13-14 s)."""
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 import attrs
+import trio
 
 from .failures import Failure
 
@@ -84,6 +85,7 @@ class Journal:
                  on_lost: Callable[[Exception], None] | None = None):
         self._store = store
         self._pending: list[Entry] = []
+        self._writing: trio.Event | None = None  # set when the write on its way has landed
         self.on_finish = on_finish
         self.on_lost = on_lost  # a write the store refused (it is down): the journal is best-effort
 
@@ -107,16 +109,25 @@ class Journal:
         self.finish(entry, failure.outcome)
 
     async def settle(self) -> None:
-        """Write what started or finished since the last time to the store."""
+        """Write what started or finished since the last time to the store; return once it
+        and every write taken before it have landed. One write at a time: a batch taken
+        earlier (a started entry) never lands over a later one (its end), and an answer does
+        not go out while its entry is still on its way in another caller's batch."""
+        while self._writing is not None:  # (a checkpoint only when a write is on its way)
+            await self._writing.wait()
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        self._writing = written = trio.Event()
         try:
             await self._store.journal_put(batch)
         except Exception as error:  # (the store is down: the answers go on without the journal)
             if self.on_lost is None:
                 raise
             self.on_lost(error)
+        finally:
+            self._writing = None
+            written.set()
 
     async def entries(self, session: str | None = None) -> list[dict[str, Any]]:
         await self.settle()
