@@ -15,10 +15,12 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from .. import heavy
 from ..failures import Cut, Failure
 from ..journal import CLIENT_DISCONNECTED, COMPLETED, ERROR, Entry, Journal
 from ..plan import Plan, merge_headers
 from ..scenario.model import ErrorSpec
+from ..tokens import LONG
 from ..wire import recorded as recorded_wire
 from ..wire import sse
 from ..wire.errors import error_body, error_object
@@ -45,13 +47,25 @@ class Connection(Protocol):
         """A block whose writes leave together, in one send."""
 
 
+def _long_reply(plan: Plan) -> bool:
+    return plan.text_size() >= LONG
+
+
 @attrs.frozen
 class Encoder:
-    """An endpoint's encoders: the whole object for a plain response, the frames for a stream
-    (None for an endpoint that never streams: its plans never ask for a stream)."""
+    """An endpoint's encoders: the whole object for a plain response (or its bytes, written
+    directly: `raw`), the frames for a stream (None for an endpoint that never streams: its plans
+    never ask for a stream). `large(plan)`: whether encoding takes long enough (a reply of
+    megabytes) to be done in a worker thread, where it does not hold up other clients."""
 
     body: Callable[[Plan], Any]
     stream: Callable[[Plan], sse.StreamBody] | None = None
+    raw: Callable[[Plan], bytes] | None = None
+    large: Callable[[Plan], bool] = _long_reply
+
+    def encode(self, plan: Plan) -> bytes:
+        """The plain response's body."""
+        return self.raw(plan) if self.raw is not None else sse.dumps(self.body(plan))
 
 
 @attrs.frozen
@@ -92,7 +106,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
                   journal: Journal) -> HTTPReply:
     """Wait, then send the plan's response; the journal entry follows what really happened."""
     entry.rule_id, entry.step, entry.stream = plan.rule_id, plan.step, plan.stream
-    latency, _ = plan.timing.waits(0)
+    latency = plan.timing.latency()
     try:
         if latency:
             await timers.sleep(latency)
@@ -110,8 +124,14 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
         raise
     recorded = plan.recorded  # (an answer as recorded: its own bytes, status and headers)
     status = entry.status = 200 if recorded is None else recorded.status
+    large = recorded is None and encoder.large(plan)  # (megabytes: encoded off the event loop)
     if not plan.stream:
-        body = sse.dumps(encoder.body(plan)) if recorded is None else recorded_wire.body(plan)
+        if recorded is not None:
+            body = recorded_wire.body(plan)
+        elif large:
+            body = await heavy.run(encoder.encode, plan)
+        else:
+            body = encoder.encode(plan)
         failure = plan.failure
         if failure is None:
             journal.finish(entry, COMPLETED)
@@ -121,7 +141,12 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
             journal.fail(entry, failure)
         return HTTPReply(status, _head(JSON, plan), body)
     assert encoder.stream is not None
-    stream = encoder.stream(plan) if recorded is None else recorded_wire.stream(plan)
+    if recorded is not None:
+        stream = recorded_wire.stream(plan)
+    elif large:  # (its pieces counted off the event loop; its frames are made as they are sent)
+        stream = await heavy.run(encoder.stream, plan)
+    else:
+        stream = encoder.stream(plan)
 
     async def send_stream() -> None:
         await _stream(plan, stream, connection, entry, journal)
@@ -156,14 +181,14 @@ async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connectio
 
 async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entry: Entry,
                   journal: Journal) -> None:
-    """The chunks of a stream, each after its wait, then its end or its failure."""
+    """The chunks of a stream, each made and sent after its wait, then its end or its failure."""
     send = connection.send_chunk
-    frames = body.frames
     failure = plan.failure
-    count = len(frames) if failure is None else min(plan.fail_after or 0, len(frames))
-    _, waits = plan.timing.waits(count)
+    count = len(body.frames) if failure is None else min(plan.fail_after or 0, len(body.frames))
+    frames = iter(body.frames)
+    frame = b""
     try:
-        for frame, wait in zip(frames[:count], waits, strict=True):
+        for wait, frame in zip(plan.timing.chunk_waits(count), frames):  # (a wait first: no frame made past `count`)
             if wait:
                 await timers.sleep(wait)  # (a shared timer: see timers.py)
             else:
@@ -176,8 +201,8 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entr
             if plan.timing.tail_ms:  # (a recorded stream: the wait before its `[DONE]`)
                 await timers.sleep(plan.timing.tail_ms / 1000)
             await send(body.done)
-        else:
-            await _fail(plan, failure, body.tail, connection, entry, journal)
+        else:  # (the tail is told the frame that would have come next: the last one, after them all)
+            await _fail(plan, failure, body.tail(next(frames, frame)), connection, entry, journal)
     except BaseException:  # trio.Cancelled: the client left first
         journal.finish(entry, CLIENT_DISCONNECTED)
         raise
