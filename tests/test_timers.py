@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import trio
@@ -140,10 +141,11 @@ def test_waits_of_clients_that_left_do_not_pile_up():
 
 
 def test_pace_sends_each_frame_after_its_wait_from_the_timers_task():
-    """A paced stream's task parks once; the timer's own task sends each frame when it is due,
-    and counts the next wait from then."""
+    """A paced stream's task parks once; the timer's own task makes and sends each frame when it
+    is due, and counts the next wait from then."""
     sent: list[tuple[float, bytes, bool]] = []  # (time, frame, sent from the stream's own task)
-    returned: list[int] = []
+    made: list[float] = []  # when each frame was made
+    returned: list[object] = []
 
     async def main() -> None:
         stream_task = trio.lowlevel.current_task()
@@ -152,32 +154,42 @@ def test_pace_sends_each_frame_after_its_wait_from_the_timers_task():
             sent.append((trio.current_time(), frame, trio.lowlevel.current_task() is stream_task))
             return True
 
-        frames = [b"a", b"b", b"c", b"d", b"e"]
-        returned.append(await timers.shared().pace(frames, [0.1, 0.02, 0.05, 0.0, 0.3], 0, 5, send_now))
-        returned.append(await timers.shared().pace(frames, [0.0, 0.02, 0.05, 0.1, 0.3], 4, 5, send_now))
+        def frames() -> Iterator[bytes]:
+            for frame in (b"a", b"b", b"c", b"d", b"e"):
+                made.append(round(trio.current_time(), 6))
+                yield frame
+
+        made_frames = frames()
+        waits = iter([0.02, 0.05, 0.0, 0.3])
+        returned.append(await timers.shared().pace(0.1, waits, made_frames, send_now))
+        assert next(made_frames) == b"d"  # (the zero wait's frame: the stream's task sends it)
+        returned.append(await timers.shared().pace(next(waits), waits, made_frames, send_now))
 
     run(main)
-    assert returned == [3, 5]  # stopped before the frame without a wait; then went to the end
+    assert returned == [(None, 0.0), (None, None)]  # stopped at the zero wait; then went to the end
     assert [(round(time, 6), frame) for time, frame, _ in sent] == [
         (0.1, b"a"), (0.12, b"b"), (0.17, b"c"), (0.47, b"e")]
+    assert made == [0.1, 0.12, 0.17, 0.17, 0.47]  # each frame made when due, not before
     assert not any(own for _, _, own in sent)
 
 
 def test_pace_stops_at_a_frame_the_connection_does_not_take_at_once():
     attempts: list[tuple[float, bytes]] = []
-    returned: list[tuple[float, int]] = []
+    returned: list[tuple[float, object]] = []
 
     async def main() -> None:
         def send_now(frame: bytes) -> bool:
             attempts.append((round(trio.current_time(), 6), frame))
             return frame != b"c"  # (a client that does not read: the socket is full)
 
-        index = await timers.shared().pace([b"a", b"b", b"c", b"d"], [0.01] * 4, 0, 4, send_now)
-        returned.append((round(trio.current_time(), 6), index))
+        waits = iter([0.01] * 3)
+        paced = await timers.shared().pace(0.01, waits, iter([b"a", b"b", b"c", b"d"]), send_now)
+        returned.append((round(trio.current_time(), 6), paced))
+        assert list(waits) == [0.01]  # the wait after the frame not sent is the task's to take
 
     run(main)
     assert attempts == [(0.01, b"a"), (0.02, b"b"), (0.03, b"c")]
-    assert returned == [(0.03, 2)]  # frame 2 is due now: its wait is over
+    assert returned == [(0.03, (b"c", None))]  # frame "c" is due now: its wait is over
 
 
 def test_a_cancelled_pace_sends_nothing_more():
@@ -189,9 +201,22 @@ def test_a_cancelled_pace_sends_nothing_more():
             return True
 
         with trio.move_on_after(0.25) as scope:
-            await timers.shared().pace([b"x"] * 10, [0.1] * 10, 0, 10, send_now)
+            await timers.shared().pace(0.1, iter([0.1] * 9), iter([b"x"] * 10), send_now)
         assert scope.cancelled_caught
         await trio.sleep(1)
 
     run(main)
     assert sent == [0.1, 0.2]
+
+
+def test_a_frame_that_fails_to_be_made_raises_in_the_streams_task():
+    async def main() -> None:
+        def frames() -> Iterator[bytes]:
+            yield b"a"
+            raise ValueError("an encoder's bug")
+
+        with pytest.raises(ValueError, match="an encoder's bug"):
+            await timers.shared().pace(0.1, iter([0.1] * 3), frames(), lambda frame: True)
+        await timers.sleep(0.5)  # (the timer still runs)
+
+    run(main)

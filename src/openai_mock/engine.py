@@ -13,17 +13,18 @@ import functools
 import hashlib
 import random
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
 
-from . import failures, tokens
+from . import failures, heavy, tokens
 from .conversation import Conversation, Message, join_tool_calls
 from .failures import Failure
 from .matching import Match, NoMatch, RegexBudget, RegexTimeout, match
 from .options import Options
-from .plan import ALNUM, HEX, Plan, Timing, Usage, merge_headers, token
+from .plan import ALNUM, HEX, Plan, Timing, Usage, merge_headers, text_size, token
 from .scenario.model import Behaviour, Config, ErrorSpec, GivenCompletion, Recorded, Reply, Rule
 from .store import Store, StoredResponse
 
@@ -190,7 +191,8 @@ class Engine:
         behaviour, step = await self._step(rule, request.session)
         conduct = _conduct(behaviour, request.stream, head.seed)
         counted = tokens.prompt_tokens(*known) if known is not None else tokens.prompt_tokens(conversation)
-        content = _content(rule.response, found.reply, request, counted, head)
+        completion = await _completion_tokens(found.reply)
+        content = _content(rule.response, found.reply, request, counted, completion, head)
         if rule.recorded is not None and conduct.error is None:
             conduct = _as_recorded(conduct, rule.recorded, behaviour)
             content = content._replace(id=rule.recorded.response_id or content.id)
@@ -326,12 +328,27 @@ class _Content(NamedTuple):
     given: GivenCompletion | None
 
 
-def _content(response: GivenCompletion | None, reply: Reply, request: Request, prompt: int,
+# the completion tokens of long replies, counted once (a rule's reply is the same object at
+# every request), for as long as the configuration holds the reply
+_COUNTED: weakref.WeakKeyDictionary[Reply, int] = weakref.WeakKeyDictionary()
+
+
+async def _completion_tokens(reply: Reply) -> int:
+    """`tokens.completion_tokens` of the reply; a long one (megabytes) counted off the event loop, once."""
+    if text_size(reply) < tokens.LONG:
+        return tokens.completion_tokens(reply.content, reply.tool_calls)
+    counted = _COUNTED.get(reply)
+    if counted is None:
+        counted = _COUNTED[reply] = await heavy.run(tokens.completion_tokens, reply.content, reply.tool_calls)
+    return counted
+
+
+def _content(response: GivenCompletion | None, reply: Reply, request: Request, prompt: int, completion: int,
              head: _Head) -> _Content:
     prefix, length = ID_PREFIX.get(request.endpoint, ""), ID_LENGTH.get(request.endpoint, 24)  # (embeddings: none)
     alphabet = HEX if request.endpoint == "responses" else ALNUM
     made_id = prefix + token(head.seed, "id", length, alphabet)
-    usage = Usage(prompt, tokens.completion_tokens(reply.content, reply.tool_calls))
+    usage = Usage(prompt, completion)
     if response is None:
         return _Content(made_id, head.created, head.model, usage, None)
     given = response.usage

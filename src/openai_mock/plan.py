@@ -7,8 +7,10 @@ same seed and state give the same plan, waits and ids included.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import string
+from collections.abc import Iterator
 from typing import TypeVar
 
 import attrs
@@ -56,6 +58,19 @@ def paddings(seed: int, label: str, count: int) -> list[str]:
     return [text[16 * i: 16 * i + raw[i] % 16 + 1] for i in range(count)]
 
 
+PADDINGS_AT_ONCE = 4096
+
+
+def each_padding(seed: int, label: str, count: int) -> Iterator[str]:
+    """`paddings(seed, label, count)` made as they are asked for, PADDINGS_AT_ONCE at a time (the
+    same strings up to that count; a longer stream's are as random, and as fixed by the seed)."""
+    if count <= PADDINGS_AT_ONCE:
+        yield from paddings(seed, label, count)
+        return
+    for start in range(0, count, PADDINGS_AT_ONCE):
+        yield from paddings(seed, f"{label}@{start}", min(PADDINGS_AT_ONCE, count - start))
+
+
 def merge_headers(*layers: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Headers of several layers, a later layer's winning per name (in any case)."""
     merged: dict[str, tuple[str, str]] = {}
@@ -82,29 +97,51 @@ class Timing:
 
     def waits(self, chunks: int) -> tuple[float, list[float]]:
         """(the wait before the headers, the wait before each chunk), in seconds."""
+        return self.latency(), list(self.chunk_waits(chunks))
+
+    def latency(self) -> float:
+        """The wait before the headers, in seconds."""
+        if not self.jitter_ms:
+            return self.latency_ms / 1000
+        return self._vary(random.Random(self.seed), self.latency_ms)
+
+    def chunk_waits(self, chunks: int) -> Iterator[float]:
+        """The wait before each chunk, in seconds, as they are reached (a stream of millions of
+        chunks does not make a list of millions of waits)."""
+        if self.jitter_ms:
+            return self._jittered(chunks)
         if self.gaps_ms is not None:
-            return self._recorded(chunks)
-        if not self.jitter_ms:
-            first, rest = self.first_chunk_delay_ms / 1000, self.delay_ms / 1000
-            return self.latency_ms / 1000, [first] + [rest] * (chunks - 1) if chunks else []
+            return (ms / 1000 for ms in self._delays(chunks))
+        if not chunks:
+            return iter(())
+        return itertools.chain((self.first_chunk_delay_ms / 1000,), itertools.repeat(self.delay_ms / 1000, chunks - 1))
+
+    def _delays(self, chunks: int) -> Iterator[float]:
+        """The milliseconds before each chunk, before jitter: a recorded stream's gaps as recorded
+        (none after them), else the first chunk's delay then `delay_ms`."""
+        if self.gaps_ms is not None:
+            gaps = self.gaps_ms[:chunks]
+            return itertools.chain(gaps, itertools.repeat(0.0, chunks - len(gaps)))
+        if not chunks:
+            return iter(())
+        return itertools.chain((self.first_chunk_delay_ms,), itertools.repeat(self.delay_ms, chunks - 1))
+
+    def _jittered(self, chunks: int) -> Iterator[float]:
         rng = random.Random(self.seed)
-        jitter = self.jitter_ms
+        self._vary(rng, self.latency_ms)  # (the headers' wait is drawn first)
+        for ms in self._delays(chunks):
+            yield self._vary(rng, ms)
 
-        def vary(ms: float) -> float:
-            return max(0.0, ms + rng.uniform(-jitter, jitter)) / 1000
+    def _vary(self, rng: random.Random, ms: float) -> float:
+        return max(0.0, ms + rng.uniform(-self.jitter_ms, self.jitter_ms)) / 1000
 
-        latency = vary(self.latency_ms)
-        return latency, [vary(self.first_chunk_delay_ms if i == 0 else self.delay_ms) for i in range(chunks)]
 
-    def _recorded(self, chunks: int) -> tuple[float, list[float]]:
-        assert self.gaps_ms is not None
-        gaps = [self.gaps_ms[i] if i < len(self.gaps_ms) else 0.0 for i in range(chunks)]
-        if not self.jitter_ms:
-            return self.latency_ms / 1000, [gap / 1000 for gap in gaps]
-        rng = random.Random(self.seed)
-        jitter = self.jitter_ms
-        latency = max(0.0, self.latency_ms + rng.uniform(-jitter, jitter)) / 1000
-        return latency, [max(0.0, gap + rng.uniform(-jitter, jitter)) / 1000 for gap in gaps]
+def text_size(reply: Reply) -> int:
+    """The characters of a reply's text, refusal and tool call arguments."""
+    size = len(reply.content or "") + len(reply.refusal or "")
+    for call in reply.tool_calls:
+        size += len(call.arguments)
+    return size
 
 
 @attrs.frozen
@@ -166,6 +203,12 @@ class Plan:
         if reply.content is not None or reply.refusal is not None or not reply.tool_calls:
             message = "msg_" + self.make_id("msg", ITEM_ID_LENGTH, HEX)
         return message, tuple("fc_" + self.make_id(f"fc{i}", ITEM_ID_LENGTH, HEX) for i in range(len(reply.tool_calls)))
+
+    def text_size(self) -> int:
+        """The characters of its reply (of every choice of a configured `response:`)."""
+        if self.given is not None:
+            return sum(text_size(choice.reply) for choice in self.given.choices)
+        return text_size(self.reply) if self.reply is not None else 0
 
     @property
     def fails_before_headers(self) -> bool:

@@ -96,7 +96,8 @@ COMPLETIONS = Endpoint("completions", read=completions.parse, body=True,
 MODERATIONS = Endpoint("moderations", read=moderations.parse, body=True,
                        encoder=executor.Encoder(body=moderations_wire.body))
 EMBEDDINGS = Endpoint("embeddings", read=embeddings.parse, body=True,  # (recorded answers, else made-up vectors)
-                      encoder=executor.Encoder(body=embeddings_wire.answer))
+                      encoder=executor.Encoder(body=embeddings_wire.answer, raw=embeddings_wire.encoded,
+                                               large=embeddings_wire.large))
 HEALTH = Endpoint("health", answer=_health)
 
 # path -> method -> endpoint

@@ -15,10 +15,12 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from .. import heavy
 from ..failures import Cut, Failure
 from ..journal import CLIENT_DISCONNECTED, COMPLETED, ERROR, Entry, Journal
 from ..plan import Plan, merge_headers
 from ..scenario.model import ErrorSpec
+from ..tokens import LONG
 from ..wire import recorded as recorded_wire
 from ..wire import sse
 from ..wire.errors import error_body, error_object
@@ -50,13 +52,25 @@ class Connection(Protocol):
         """A block whose writes leave together, in one send."""
 
 
+def _long_reply(plan: Plan) -> bool:
+    return plan.text_size() >= LONG
+
+
 @attrs.frozen
 class Encoder:
-    """An endpoint's encoders: the whole object for a plain response, the frames for a stream
-    (None for an endpoint that never streams: its plans never ask for a stream)."""
+    """An endpoint's encoders: the whole object for a plain response (or its bytes, written
+    directly: `raw`), the frames for a stream (None for an endpoint that never streams: its plans
+    never ask for a stream). `large(plan)`: whether encoding takes long enough (a reply of
+    megabytes) to be done in a worker thread, where it does not hold up other clients."""
 
     body: Callable[[Plan], Any]
     stream: Callable[[Plan], sse.StreamBody] | None = None
+    raw: Callable[[Plan], bytes] | None = None
+    large: Callable[[Plan], bool] = _long_reply
+
+    def encode(self, plan: Plan) -> bytes:
+        """The plain response's body."""
+        return self.raw(plan) if self.raw is not None else sse.dumps(self.body(plan))
 
 
 @attrs.frozen
@@ -97,7 +111,7 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
                   journal: Journal) -> HTTPReply:
     """Wait, then send the plan's response; the journal entry follows what really happened."""
     entry.rule_id, entry.step, entry.stream = plan.rule_id, plan.step, plan.stream
-    latency, _ = plan.timing.waits(0)
+    latency = plan.timing.latency()
     try:
         if latency:
             await timers.sleep(latency)
@@ -115,8 +129,14 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
         raise
     recorded = plan.recorded  # (an answer as recorded: its own bytes, status and headers)
     status = entry.status = 200 if recorded is None else recorded.status
+    large = recorded is None and encoder.large(plan)  # (megabytes: encoded off the event loop)
     if not plan.stream:
-        body = sse.dumps(encoder.body(plan)) if recorded is None else recorded_wire.body(plan)
+        if recorded is not None:
+            body = recorded_wire.body(plan)
+        elif large:
+            body = await heavy.run(encoder.encode, plan)
+        else:
+            body = encoder.encode(plan)
         failure = plan.failure
         if failure is None:
             journal.finish(entry, COMPLETED)
@@ -126,7 +146,12 @@ async def respond(plan: Plan, encoder: Encoder, connection: Connection, entry: E
             journal.fail(entry, failure)
         return HTTPReply(status, _head(JSON, plan), body)
     assert encoder.stream is not None
-    stream = encoder.stream(plan) if recorded is None else recorded_wire.stream(plan)
+    if recorded is not None:
+        stream = recorded_wire.stream(plan)
+    elif large:  # (its pieces counted off the event loop; its frames are made as they are sent)
+        stream = await heavy.run(encoder.stream, plan)
+    else:
+        stream = encoder.stream(plan)
 
     async def send_stream() -> None:
         await _stream(plan, stream, connection, entry, journal)
@@ -161,43 +186,48 @@ async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connectio
 
 async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entry: Entry,
                   journal: Journal) -> None:
-    """The chunks of a stream, each after its wait, then its end or its failure. The waits are
-    on the shared timer, which sends the chunks after them itself when the connection takes them
-    at once (see timers.py); the others are sent here."""
+    """The chunks of a stream, each made and sent after its wait, then its end or its failure.
+    The waits are on the shared timer, which also makes and sends the chunks after them itself
+    when the connection takes them at once (`Timers.pace`, see timers.py); the others are sent
+    here."""
     send = connection.send_chunk
-    frames = body.frames
     failure = plan.failure
-    count = len(frames) if failure is None else min(plan.fail_after or 0, len(frames))
-    _, waits = plan.timing.waits(count)
+    count = len(body.frames) if failure is None else min(plan.fail_after or 0, len(body.frames))
+    frames = iter(body.frames)
+    waits = plan.timing.chunk_waits(count)  # (a wait first: no frame is made past `count`)
+    last = b""  # the last frame sent
 
     def send_now(frame: bytes) -> bool:
+        nonlocal last
         if connection.send_chunk_now(frame):
             entry.chunks_sent += 1
+            last = frame
             return True
         return False
 
     try:
-        index = 0
-        while index < count:
-            if waits[index]:
-                index = await timers.shared().pace(frames, waits, index, count, send_now)
-                if index == count:
-                    break
-                if not waits[index]:
-                    continue  # (its wait is zero: below)
+        wait = next(waits, None)
+        while wait is not None:
+            if wait:
+                unsent, wait = await timers.shared().pace(wait, waits, frames, send_now)
+                if unsent is None:
+                    continue  # (every chunk sent, or the next one's wait is zero)
+                frame = unsent  # (its wait is over: due now)
             else:
                 await trio.lowlevel.checkpoint()  # a send may not yield: let others run
-            await send(frames[index])
+                frame = next(frames)
+            await send(frame)
             entry.chunks_sent += 1
-            index += 1
+            last = frame
+            wait = next(waits, None)
         if failure is None:
             journal.finish(entry, COMPLETED)
             await journal.settle()  # (written before the client can see the end)
             if plan.timing.tail_ms:  # (a recorded stream: the wait before its `[DONE]`)
                 await timers.sleep(plan.timing.tail_ms / 1000)
             await send(body.done)
-        else:
-            await _fail(plan, failure, body.tail, connection, entry, journal)
+        else:  # (the tail is told the frame that would have come next: the last one, after them all)
+            await _fail(plan, failure, body.tail(next(frames, last)), connection, entry, journal)
     except BaseException:  # trio.Cancelled: the client left first
         journal.finish(entry, CLIENT_DISCONNECTED)
         raise

@@ -37,6 +37,7 @@ from .transport import CONNECTION
 if TYPE_CHECKING:
     from .state import MockState
 
+CORKED_BODY = 256 * 1024  # bytes of a body sent in one write with the head
 
 
 @attrs.frozen
@@ -182,7 +183,7 @@ class Router:
             return
         body = reply.body if scope["method"] != "HEAD" else b""
         connection = scope.get("state", {}).get(CONNECTION)
-        if connection is None:
+        if connection is None or len(body) > CORKED_BODY:  # (a long body is not copied to join the head)
             await send(start)
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 
 import outcome
 import trio
@@ -33,18 +33,20 @@ GRID = 0.001  # seconds
 
 
 class _Pace:
-    """A stream paced by the timer: the frames from `index` to `stop`, each after its wait."""
+    """A stream paced by the timer: its waits and frames still to come (iterators: the frames
+    are made as they are reached), and how to send a frame without waiting."""
 
-    __slots__ = ("frames", "index", "send_now", "stop", "task", "waits")
+    __slots__ = ("frames", "send_now", "task", "waits")
 
-    def __init__(self, task: trio.lowlevel.Task, frames: Sequence[bytes], waits: Sequence[float], index: int,
-                 stop: int, send_now: Callable[[bytes], bool]):
+    def __init__(self, task: trio.lowlevel.Task, waits: Iterator[float], frames: Iterator[bytes],
+                 send_now: Callable[[bytes], bool]):
         self.task = task
-        self.frames = frames
         self.waits = waits
-        self.index = index
-        self.stop = stop
+        self.frames = frames
         self.send_now = send_now
+
+
+Paced = tuple[bytes | None, float | None]  # what `pace` returns: (a frame not sent, the next wait)
 
 
 Target = trio.lowlevel.Task | _Pace | None  # what a heap entry wakes: a sleeping task, a paced stream, or nothing
@@ -66,19 +68,20 @@ class Timers:
         self._push(trio.current_time() + seconds, entry)
         await trio.lowlevel.wait_task_rescheduled(self._aborter(entry))
 
-    async def pace(self, frames: Sequence[bytes], waits: Sequence[float], start: int, stop: int,
-                   send_now: Callable[[bytes], bool]) -> int:
-        """Send `frames[start:stop]`, each after its wait in `waits` (counted from the moment the
-        one before was sent), with `send_now(frame)` called from the timer's task: it sends
-        the frame without waiting and says whether it went out whole. Stops at the end, at a
-        frame whose wait is zero, or at a frame that `send_now` could not send; returns the
-        index it stopped at (`stop` when every frame was sent): when that frame has a wait,
-        its wait is over and it is due now. `waits[start]` must be positive. Cancellable
-        like `sleep`: a stream cancelled while paced sends nothing more."""
-        entry: list[Target] = [_Pace(trio.lowlevel.current_task(), frames, waits, start, stop, send_now)]
-        self._push(trio.current_time() + waits[start], entry)
-        index: int = await trio.lowlevel.wait_task_rescheduled(self._aborter(entry))
-        return index
+    async def pace(self, wait: float, waits: Iterator[float], frames: Iterator[bytes],
+                   send_now: Callable[[bytes], bool]) -> Paced:
+        """After `wait` (positive), make the next frame (`next(frames)`) and send it with
+        `send_now(frame)`, called from the timer's task: it sends the frame without waiting and
+        says whether it went out whole. Then the same after each next wait of `waits` (counted
+        from the moment the frame before was sent), until `waits` ends, a wait is zero, or a
+        frame is not taken at once. Returns `(None, None)` when `waits` has ended,
+        `(None, 0.0)` at a zero wait (its frame not made yet), and `(frame, None)` for a frame
+        `send_now` could not send (its wait is over: it is due now; the wait after it not taken).
+        Cancellable like `sleep`: a stream cancelled while paced sends nothing more."""
+        entry: list[Target] = [_Pace(trio.lowlevel.current_task(), waits, frames, send_now)]
+        self._push(trio.current_time() + wait, entry)
+        paced: Paced = await trio.lowlevel.wait_task_rescheduled(self._aborter(entry))
+        return paced
 
     def _push(self, deadline: float, entry: list[Target]) -> None:
         due = math.ceil(deadline / GRID) * GRID
@@ -98,23 +101,25 @@ class Timers:
         return abort
 
     def _step(self, entry: list[Target], pace: _Pace) -> None:
-        """A paced stream's frame is due: send it, and wait for the next one, or give the stream
-        back to its task."""
-        index = pace.index
+        """A paced stream's frame is due: make and send it, and wait for the next one, or give
+        the stream back to its task."""
+        paced: Paced
         try:
-            sent = pace.send_now(pace.frames[index])
+            frame = next(pace.frames)
+            if pace.send_now(frame):
+                wait = next(pace.waits, None)
+                if wait:
+                    self._push(trio.current_time() + wait, entry)  # (the same entry: still abortable)
+                    return
+                paced = (None, wait)
+            else:
+                paced = (frame, None)
         except BaseException as error:  # (a bug: the stream's task raises it, not the timer's)
             entry[0] = None
             trio.lowlevel.reschedule(pace.task, outcome.Error(error))
             return
-        if sent:
-            index += 1
-            if index < pace.stop and pace.waits[index] > 0:
-                pace.index = index
-                self._push(trio.current_time() + pace.waits[index], entry)  # (the same entry: still abortable)
-                return
         entry[0] = None
-        trio.lowlevel.reschedule(pace.task, outcome.Value(index))
+        trio.lowlevel.reschedule(pace.task, outcome.Value(paced))
 
     def _compact(self) -> None:
         self._heap[:] = [item for item in self._heap if item[2][0] is not None]

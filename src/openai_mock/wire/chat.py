@@ -5,14 +5,17 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from json.encoder import encode_basestring  # json.dumps's own, for ensure_ascii=False
 from typing import Any
 
+import attrs
+
 from ..options import ChatOptions
-from ..plan import Plan, Usage, paddings
+from ..plan import Plan, Usage, each_padding
 from ..scenario.model import GivenCall, GivenChoice, GivenCompletion, Json, Reply
 from . import sse
-from .text import split
+from .text import pieces
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,36 +133,60 @@ def _replies(plan: Plan) -> list[Reply]:
     return [choice.reply for choice in plan.given.choices]
 
 
-def deltas(reply: Reply, chunking: str | int) -> list[dict[str, Any]]:
+@attrs.frozen
+class Run:
+    """Consecutive deltas of one choice made alike, from `items` (pieces of text, mostly):
+    `delta(item)`, and, for the usual chunk, `fast(item)`: the chunk's `choices` JSON from a
+    template, byte for byte `sse.dumps` of the choices."""
+
+    items: Sequence[Any]
+    delta: Callable[[Any], dict[str, Any]]
+    fast: Callable[[Any], bytes] | None = None
+
+
+def _same(delta: dict[str, Any]) -> dict[str, Any]:
+    return delta
+
+
+def _runs(reply: Reply, index: int, chunking: str | int) -> list[Run]:
     """The deltas of one choice: the role first, then text, then tool calls in fragments whose
     id and name come once, in the first fragment of each call."""
     first: dict[str, Any] = {"role": "assistant"}
-    result = [first]
+    result = [Run([first], _same)]
     if reply.refusal is not None and reply.content is None:
         first.update(content=None, refusal="")
-        result += [{"refusal": piece} for piece in split(reply.refusal, chunking)]
+        result.append(Run(pieces(reply.refusal, chunking), lambda piece: {"refusal": piece}))
         return result
     first["content"] = "" if reply.content is not None or not reply.tool_calls else None
-    result += [{"content": piece} for piece in split(reply.content or "", chunking)]
-    for index, call in enumerate(reply.tool_calls):
-        head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
-        if index == 0 and reply.content is None:
+    prefix = b'[{"index":%d,"delta":{"content":' % index
+    result.append(Run(pieces(reply.content or "", chunking), lambda piece: {"content": piece},
+                      lambda piece: b"".join((prefix, encode_basestring(piece).encode(), _OPEN_CHOICE))))
+    for number, call in enumerate(reply.tool_calls):
+        head = {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        if number == 0 and reply.content is None:
             first["tool_calls"] = [head]
         else:
-            result.append({"tool_calls": [head]})
-        result += [{"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-                   for piece in split(call.arguments, chunking)]
+            result.append(Run([{"tool_calls": [head]}], _same))
+        result.append(Run(pieces(call.arguments, chunking), functools.partial(_arguments, number)))
     first["refusal"] = None
     return result
 
 
-_ABSENT = object()
+_OPEN_CHOICE = b'},"logprobs":null,"finish_reason":null}]'  # (the end of a chunk's choices, but the last)
 
 
-def _chunk_parts(plan: Plan) -> tuple[dict[str, Any], list[tuple[list[Any], Any, str | None]]]:
-    """The keys every chunk shares, and per chunk (choices, usage or _ABSENT, obfuscation)."""
-    options = plan.options_of(ChatOptions)
-    assert plan.usage is not None
+def _arguments(number: int, piece: str) -> dict[str, Any]:
+    return {"tool_calls": [{"index": number, "function": {"arguments": piece}}]}
+
+
+def _choices(plan: Plan) -> list[tuple[list[Run], str]]:
+    """Per choice: its runs of deltas, the closing delta (`{}`) last, and its finish reason."""
+    return [(_runs(reply, index, plan.chunking) + [Run([{}], _same)], reply.finish_reason)
+            for index, reply in enumerate(_replies(plan))]
+
+
+def _head(plan: Plan) -> dict[str, Any]:
+    """The keys every chunk shares."""
     given = plan.given
     model = given.model if given is not None and given.model is not None else plan.model
     head = {
@@ -171,61 +198,67 @@ def _chunk_parts(plan: Plan) -> tuple[dict[str, Any], list[tuple[list[Any], Any,
             written, value = given.written(key)
             if written:
                 head[key] = value
-    choices = []
-    for index, reply in enumerate(_replies(plan)):
-        pieces = deltas(reply, plan.chunking)
-        pieces.append({})
-        for n, delta in enumerate(pieces):
-            last = n == len(pieces) - 1
-            choices.append([{"index": index, "delta": delta, "logprobs": None,
-                             "finish_reason": reply.finish_reason if last else None}])
-    # real traffic sends `usage: null` on every chunk only when the client asked for usage
-    usages: list[Any] = [None if options.include_usage else _ABSENT] * len(choices)
-    if options.include_usage:
-        choices.append([])
-        usages.append(usage_object(plan.usage))
-    padding: list[str | None] = [None] * len(choices)
-    if options.include_obfuscation:
-        padding = list(paddings(plan.seed, "obfuscation", len(choices)))
-    return head, list(zip(choices, usages, padding, strict=True))
+    return head
+
+
+def _count(choices: list[tuple[list[Run], str]], options: ChatOptions) -> int:
+    return sum(len(run.items) for runs, _ in choices for run in runs) + options.include_usage
 
 
 def chunks(plan: Plan) -> list[dict[str, Any]]:
     """Every chunk object of the stream, in order: role, content, closing chunk, usage chunk."""
-    head, parts = _chunk_parts(plan)
+    options = plan.options_of(ChatOptions)
+    assert plan.usage is not None
+    head, choices = _head(plan), _choices(plan)
+    count = _count(choices, options)
+    padding = each_padding(plan.seed, "obfuscation", count) if options.include_obfuscation else None
     result = []
-    for choices, usage, padding in parts:
-        chunk = {**head, "choices": choices}
-        if usage is not _ABSENT:
-            chunk["usage"] = usage
-        if padding is not None:
-            chunk["obfuscation"] = padding
-        result.append(chunk)
+    for index, (runs, finish_reason) in enumerate(choices):
+        for run in runs:
+            for item in run.items:
+                chunk = {**head, "choices": [{"index": index, "delta": run.delta(item), "logprobs": None,
+                                              "finish_reason": None}]}
+                if options.include_usage:  # real traffic sends `usage: null` on every chunk only when asked
+                    chunk["usage"] = None
+                result.append(chunk)
+        result[-1]["choices"][0]["finish_reason"] = finish_reason
+    if options.include_usage:
+        result.append({**head, "choices": [], "usage": usage_object(plan.usage)})
+    if padding is not None:
+        for chunk, pad in zip(result, padding, strict=True):
+            chunk["obfuscation"] = pad
     return result
 
 
-def _choices_json(choices: list[Any]) -> bytes:
-    """`sse.dumps(choices)`; the usual chunk (one piece of text) from a template."""
-    if len(choices) == 1:
-        choice = choices[0]
-        delta = choice["delta"]
-        if (len(delta) == 1 and type(delta.get("content")) is str and choice["logprobs"] is None
-                and choice["finish_reason"] is None):
-            return b'[{"index":%d,"delta":{"content":%b},"logprobs":null,"finish_reason":null}]' % (
-                choice["index"], encode_basestring(delta["content"]).encode())
-    return sse.dumps(choices)
-
-
 def stream(plan: Plan) -> sse.StreamBody:
-    """The frames of `chunks(plan)`, byte for byte; the shared keys are encoded once."""
-    head, parts = _chunk_parts(plan)
-    opening = b"data: " + sse.dumps(head)[:-1] + b',"choices":'
-    frames = []
-    for choices, usage, padding in parts:
-        frame = opening + _choices_json(choices)
-        if usage is not _ABSENT:
-            frame += b',"usage":' + sse.dumps(usage)
-        if padding is not None:
-            frame += b',"obfuscation":"' + padding.encode() + b'"'
-        frames.append(frame + b"}\n\n")
-    return sse.stream_body(plan, tuple(frames), sse.DONE)
+    """The frames of `chunks(plan)`, byte for byte, each made as it is sent; the shared keys are
+    encoded once."""
+    options = plan.options_of(ChatOptions)
+    assert plan.usage is not None
+    head, choices = _head(plan), _choices(plan)
+    count = _count(choices, options)
+    usage = usage_object(plan.usage)
+
+    def frames() -> Iterator[bytes]:
+        opening = b"data: " + sse.dumps(head)[:-1] + b',"choices":'
+        after = b',"usage":null' if options.include_usage else b""
+        padding = each_padding(plan.seed, "obfuscation", count) if options.include_obfuscation else None
+        for index, (runs, finish_reason) in enumerate(choices):
+            for run in runs:
+                closing = run is runs[-1]
+                fast = run.fast
+                for item in run.items:
+                    if fast is not None:
+                        choice = fast(item)
+                    else:
+                        choice = sse.dumps([{"index": index, "delta": run.delta(item), "logprobs": None,
+                                             "finish_reason": finish_reason if closing else None}])
+                    if padding is None:
+                        yield b"".join((opening, choice, after, b"}\n\n"))
+                    else:
+                        yield b"".join((opening, choice, after, b',"obfuscation":"', next(padding).encode(), b'"}\n\n'))
+        if options.include_usage:
+            last = b"".join((opening, b'[],"usage":', sse.dumps(usage)))
+            yield last + (b"}\n\n" if padding is None else b',"obfuscation":"' + next(padding).encode() + b'"}\n\n')
+
+    return sse.stream_body(plan, sse.Frames(count, frames), sse.DONE)

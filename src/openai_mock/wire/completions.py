@@ -5,13 +5,15 @@ Streamed chunks are the same object as the plain response (`object: text_complet
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..options import CompletionOptions
 from ..plan import Plan, Usage
 from . import sse
 from .chat import fingerprint
-from .text import split
+from .text import pieces
 
 FINISH_REASONS = ("stop", "length", "content_filter")
 
@@ -43,19 +45,32 @@ def completion(plan: Plan) -> dict[str, Any]:
             "usage": usage_object(plan.usage), "system_fingerprint": fingerprint(plan.model)}
 
 
-def chunks(plan: Plan) -> list[dict[str, Any]]:
-    """The prompt when echoed, the text piece by piece, a closing chunk, the usage chunk if asked."""
+def _pieces(plan: Plan) -> tuple[list[str], Sequence[str]]:
+    """The prompt when echoed, then the text piece by piece."""
+    echo = plan.options_of(CompletionOptions).echo
+    return [echo] if echo else [], pieces(_text(plan), plan.chunking)
+
+
+def _chunks(plan: Plan, echoed: list[str], found: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The chunks, each made as it is reached: the pieces, a closing chunk, the usage chunk if asked."""
     assert plan.usage is not None
-    options = plan.options_of(CompletionOptions)
-    pieces = ([options.echo] if options.echo else []) + split(_text(plan), plan.chunking)
-    ends = [None] * len(pieces) + [_finish(plan)]
-    result = [{**_head(plan), "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": end}],
-               "system_fingerprint": fingerprint(plan.model)} for text, end in zip(pieces + [""], ends, strict=True)]
-    if options.include_usage:  # `usage` is left out of the others: the spec does not allow null
-        result.append({**_head(plan), "choices": [], "usage": usage_object(plan.usage),
-                       "system_fingerprint": fingerprint(plan.model)})
-    return result
+    head, fingerprinted = _head(plan), fingerprint(plan.model)
+    for text in itertools.chain(echoed, found):
+        yield {**head, "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": None}],
+               "system_fingerprint": fingerprinted}
+    yield {**head, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": _finish(plan)}],
+           "system_fingerprint": fingerprinted}
+    if plan.options_of(CompletionOptions).include_usage:  # `usage` is left out of the others: the spec does not allow null
+        yield {**head, "choices": [], "usage": usage_object(plan.usage), "system_fingerprint": fingerprinted}
+
+
+def chunks(plan: Plan) -> list[dict[str, Any]]:
+    """Every chunk of the stream, in order."""
+    return list(_chunks(plan, *_pieces(plan)))
 
 
 def stream(plan: Plan) -> sse.StreamBody:
-    return sse.stream_body(plan, tuple(sse.data(chunk) for chunk in chunks(plan)), sse.DONE)
+    echoed, found = _pieces(plan)
+    count = len(echoed) + len(found) + 1 + plan.options_of(CompletionOptions).include_usage
+    frames = sse.Frames(count, lambda: map(sse.data, _chunks(plan, echoed, found)))
+    return sse.stream_body(plan, frames, sse.DONE)

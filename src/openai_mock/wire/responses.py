@@ -9,7 +9,9 @@ of `function_call_arguments.done` are sent, and the `error` event carries both t
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -20,7 +22,7 @@ from ..plan import ALNUM, Plan, Usage
 from ..scenario.model import ErrorSpec, Reply
 from . import recorded, sse
 from .errors import error_object
-from .text import split
+from .text import pieces
 
 # the codes `response.error.code` may take (spec `ResponseErrorCode`); others map by status
 RESPONSE_ERROR_CODES = frozenset((
@@ -155,8 +157,15 @@ def deleted(response_id: str) -> dict[str, Any]:
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
-def events(plan: Plan) -> list[dict[str, Any]]:
-    """Every event of the stream, in order, numbered from 0."""
+def _count(items: list[tuple[_Item, Sequence[str]]]) -> int:
+    """How many events `_events` gives: created, in_progress, each item's (a message: added,
+    part added, its deltas, text done, part done, done; a call: added, its deltas, arguments
+    done, done), and the last."""
+    return 3 + sum(len(found) + (5 if item.kind == "message" else 3) for item, found in items)
+
+
+def _events(plan: Plan, items: list[tuple[_Item, Sequence[str]]]) -> Iterator[dict[str, Any]]:
+    """Every event of the stream, in order, numbered from 0, each made as it is reached."""
     assert plan.reply is not None
     options = plan.options_of(ResponsesOptions)
     rng = random.Random(plan.seed)
@@ -168,44 +177,52 @@ def events(plan: Plan) -> list[dict[str, Any]]:
 
     status, incomplete = _ending(plan.reply)
     item_status = "incomplete" if status == "incomplete" else "completed"
-    result: list[dict[str, Any]] = [
-        {"type": "response.created", "response": snapshot(plan, "in_progress", [], service_tier="auto")},
-        {"type": "response.in_progress", "response": snapshot(plan, "in_progress", [], service_tier="auto")},
-    ]
+    number = itertools.count()
+    for kind in ("response.created", "response.in_progress"):
+        yield {"type": kind, "sequence_number": next(number), "response": snapshot(plan, "in_progress", [],
+                                                                                   service_tier="auto")}
     output = []
-    for index, item in enumerate(_items(plan)):
-        pieces = split(item.text, plan.chunking)
+    for index, (item, found) in enumerate(items):
         where = {"item_id": item.id, "output_index": index}
-        result.append({"type": "response.output_item.added", "output_index": index,
-                       "item": _item_object(item, "in_progress", done=False)})
+        yield {"type": "response.output_item.added", "sequence_number": next(number), "output_index": index,
+               "item": _item_object(item, "in_progress", done=False)}
         if item.kind == "message":
             at = {**where, "content_index": 0}
-            result.append({"type": "response.content_part.added", **at, "part": _part(item, "")})
+            yield {"type": "response.content_part.added", "sequence_number": next(number), **at,
+                   "part": _part(item, "")}
             if item.refusal:
-                result += [{"type": "response.refusal.delta", **at, "delta": piece} for piece in pieces]
-                result.append({"type": "response.refusal.done", **at, "refusal": item.text})
+                for piece in found:
+                    yield {"type": "response.refusal.delta", "sequence_number": next(number), **at, "delta": piece}
+                yield {"type": "response.refusal.done", "sequence_number": next(number), **at, "refusal": item.text}
             else:
-                result += [padded({"type": "response.output_text.delta", **at, "delta": piece, "logprobs": []})
-                           for piece in pieces]
-                result.append({"type": "response.output_text.done", **at, "text": item.text, "logprobs": []})
-            result.append({"type": "response.content_part.done", **at, "part": _part(item, item.text)})
+                for piece in found:
+                    yield padded({"type": "response.output_text.delta", "sequence_number": next(number), **at,
+                                  "delta": piece, "logprobs": []})
+                yield {"type": "response.output_text.done", "sequence_number": next(number), **at, "text": item.text,
+                       "logprobs": []}
+            yield {"type": "response.content_part.done", "sequence_number": next(number), **at,
+                   "part": _part(item, item.text)}
         else:
-            result += [padded({"type": "response.function_call_arguments.delta", **where, "delta": piece})
-                       for piece in pieces]
-            result.append({"type": "response.function_call_arguments.done", **where, "name": item.name,
-                           "arguments": item.text})
+            for piece in found:
+                yield padded({"type": "response.function_call_arguments.delta", "sequence_number": next(number),
+                              **where, "delta": piece})
+            yield {"type": "response.function_call_arguments.done", "sequence_number": next(number), **where,
+                   "name": item.name, "arguments": item.text}
         done = _item_object(item, item_status, done=True)
         output.append(done)
-        result.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        yield {"type": "response.output_item.done", "sequence_number": next(number), "output_index": index, "item": done}
     terminal = "response.completed" if status == "completed" else "response.incomplete"
-    result.append({"type": terminal, "response": snapshot(plan, status, output, incomplete=incomplete)})
-    return [_numbered(event, n) for n, event in enumerate(result)]
+    yield {"type": terminal, "sequence_number": next(number),
+           "response": snapshot(plan, status, output, incomplete=incomplete)}
 
 
-def _numbered(event: dict[str, Any], number: int) -> dict[str, Any]:
-    """The event with its `sequence_number` second, where the real API puts it."""
-    kind = event.pop("type")
-    return {"type": kind, "sequence_number": number, **event}
+def _split_items(plan: Plan) -> list[tuple[_Item, Sequence[str]]]:
+    return [(item, pieces(item.text, plan.chunking)) for item in _items(plan)]
+
+
+def events(plan: Plan) -> list[dict[str, Any]]:
+    """Every event of the stream, in order, numbered from 0."""
+    return list(_events(plan, _split_items(plan)))
 
 
 def frame(event: dict[str, Any]) -> bytes:
@@ -222,6 +239,8 @@ def error_events(plan: Plan, first: int) -> list[dict[str, Any]]:
 
 
 def stream(plan: Plan) -> sse.StreamBody:
-    """Events, no [DONE]; a failure's error frames are `error` then `response.failed`."""
-    return sse.stream_body(plan, tuple(frame(event) for event in events(plan)), b"",
-                           lambda sent: tuple(frame(event) for event in error_events(plan, sent)))
+    """Events, no [DONE], each made as it is sent; a failure's error frames are `error` then
+    `response.failed`."""
+    items = _split_items(plan)
+    frames = sse.Frames(_count(items), lambda: map(frame, _events(plan, items)))
+    return sse.stream_body(plan, frames, b"", lambda sent: tuple(frame(event) for event in error_events(plan, sent)))

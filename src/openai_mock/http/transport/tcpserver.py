@@ -36,6 +36,7 @@ from .descriptors import IdleConnections
 
 LINGER_SECONDS = 2.0  # how long a closed connection still reads what its client sends
 KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open (SDKs pool them)
+DIRECT_WRITE = 1024 * 1024  # bytes written straight to the socket at most; longer writes go through hypercorn's writer
 
 
 class TCPServer(tcp_server.TCPServer):
@@ -84,7 +85,7 @@ class TCPServer(tcp_server.TCPServer):
         of a body of known length: nothing to do.)"""
         if not data:
             return
-        if not self.send_lock.locked():
+        if not self.send_lock.locked() and len(data) <= DIRECT_WRITE:  # (the rest of a long one would be a copy)
             try:
                 sent = self._sock.send(data)
             except OSError:
