@@ -10,6 +10,7 @@ import tempfile
 import textwrap
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ NODE_DIR = ROOT / "tests" / "node"
 class RunningServer:
     """`openai-mock serve` in a subprocess, and handy ways to talk to it."""
 
-    def __init__(self, config: str | Path | None, *args: str, api_key: str = "test-key"):
+    def __init__(self, config: str | Path | None, *args: str, api_key: str = "test-key",
+                 preexec_fn: Callable[[], None] | None = None):
         self.api_key = api_key
         self._tmp = tempfile.TemporaryDirectory(prefix="openai-mock-test-")
         self.log_path = Path(self._tmp.name) / "server.log"
@@ -38,7 +40,8 @@ class RunningServer:
             command += ["--config", str(config)]
         self.config_path = Path(config) if config is not None else None
         self._log = open(self.log_path, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                        preexec_fn=preexec_fn)
         line = _readline(self.process, timeout=20)
         if not line.startswith("http://"):
             log = self.log()

@@ -9,15 +9,12 @@ The server runs with a soft and a hard limit of 1,024 (raising cannot help), and
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from conftest import RunningServer, _readline
+from conftest import RunningServer
 from test_connections import read_response, request_bytes
 
 resource = pytest.importorskip("resource")  # (POSIX: the limit does not exist elsewhere)
@@ -38,24 +35,7 @@ class LimitedServer(RunningServer):
 
     def __init__(self, config: str, soft: int, hard: int, *args: str):
         self._limits = (soft, hard)
-        self.api_key = "test-key"
-        self._tmp = tempfile.TemporaryDirectory(prefix="openai-mock-test-")
-        self.log_path = Path(self._tmp.name) / "server.log"
-        path = Path(self._tmp.name) / "scenarios.yaml"
-        path.write_text(config)
-        self.config_path = path
-        self._log = open(self.log_path, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "openai_mock", "serve", "--port", "0", "--config", str(path), *args],
-            stdout=subprocess.PIPE, stderr=self._log, text=True, preexec_fn=self._limit)
-        line = _readline(self.process, timeout=20)
-        if not line.startswith("http://"):
-            log = self.log()
-            self.stop()
-            raise RuntimeError(f"server did not start: {line!r}\n{log}")
-        self.base_url = line.strip()
-        self.root = self.base_url.removesuffix("/v1")
-        self.port = int(self.root.rsplit(":", 1)[1])
+        super().__init__(config, *args, preexec_fn=self._limit)
 
     def _limit(self) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, self._limits)
