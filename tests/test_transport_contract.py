@@ -37,6 +37,8 @@ CALLABLES: list[tuple[str, str, bool, str]] = [
     ("hypercorn.trio.worker_context:TrioSingleTask.stop", "(self)", True, "tcpserver.IdleTimer stands in for it"),
     ("hypercorn.trio.task_group:TaskGroup.spawn", "(self, func, *args)", False, "IdleTimer starts its task"),
     ("hypercorn.protocol:ProtocolWrapper.handle", "(self, event)", True, "the connection's events (Closed, data)"),
+    ("hypercorn.protocol.h11:H11Protocol._check_protocol", "(self, event)", True,
+     "tcpserver.HTTP1Only replaces it: no switch to HTTP/2 (h2c)"),
     ("hypercorn.config:Config.response_headers", "(self, protocol)", False, "listener._Config caches the date"),
     ("hypercorn.events:RawData", "(data, address=)", False, "what is written and read"),
     ("hypercorn.events:Closed", "()", False, "the connection's end"),
@@ -56,6 +58,8 @@ CALLS: list[tuple[str, set[str], str]] = [
     ("hypercorn.trio.tcp_server:TCPServer.protocol_send", {"send_lock", "idle_task", "restart", "stop"},
      "its writer holds `send_lock` (our direct writes wait for it); idle and busy go to `idle_task`"),
     ("hypercorn.protocol.h11:H11Protocol", {"response_headers"}, "else the cached date header is not used"),
+    ("hypercorn.protocol.h11:H11Protocol._handle_events", {"_check_protocol"},
+     "else HTTP1Only's check is bypassed, and h2c switches to hypercorn's HTTP/2 again"),
 ]
 
 
@@ -155,6 +159,9 @@ def _instance_problems(replace: dict[str, Any]) -> list[str]:
     if not isinstance(getattr(getattr(wrapper, "protocol", None), "connection", None), h11.Connection):
         problems.append("ProtocolWrapper.protocol.connection is not the h11.Connection of an HTTP/1.1 client "
                         "(tcpserver reads its state to close at once or linger)")
+    if type(getattr(wrapper, "protocol", None)) is not _resolve("hypercorn.protocol.h11:H11Protocol", replace):
+        problems.append("ProtocolWrapper.protocol is not an H11Protocol for an HTTP/1.1 connection (tcpserver "
+                        "makes it an HTTP1Only, which refuses HTTP/2)")
     return problems
 
 
@@ -163,7 +170,8 @@ def _ours_problems(replace: dict[str, Any]) -> list[str]:
     pairs = [("hypercorn.trio.worker_context:TrioSingleTask.restart", tcpserver.IdleTimer.restart),
              ("hypercorn.trio.worker_context:TrioSingleTask.stop", tcpserver.IdleTimer.stop),
              ("hypercorn.trio.tcp_server:TCPServer.protocol_send", tcpserver.TCPServer.protocol_send),
-             ("hypercorn.trio.tcp_server:TCPServer._read_data", tcpserver.TCPServer._read_data)]
+             ("hypercorn.trio.tcp_server:TCPServer._read_data", tcpserver.TCPServer._read_data),
+             ("hypercorn.protocol.h11:H11Protocol._check_protocol", tcpserver.HTTP1Only._check_protocol)]
     problems = []
     for where, ours in pairs:
         theirs = _resolve(where, replace)
