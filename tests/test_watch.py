@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -151,6 +153,17 @@ def test_a_file_caught_half_written_is_not_loaded(tmp_path, notify):
     assert [rule.id for rule in server.state.config.rules] == ["answer"]
 
 
+async def eventually(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether `predicate` comes true within `seconds` (in a trio test)."""
+    import trio
+
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return True
+        await trio.sleep(0.02)
+    return predicate()
+
+
 def cpu_seconds(pid: int) -> float:
     """The CPU time (user and system, every thread) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -206,11 +219,6 @@ def test_polling_a_big_folder_costs_little_and_sees_changes(tmp_path):
     server.log.message = messages.append
     measured: dict[str, float] = {}
 
-    async def reloads(count: int, timeout: float) -> None:
-        with trio.fail_after(timeout):
-            while len(messages) < count:
-                await trio.sleep(0.05)
-
     async def main() -> None:
         from functools import partial
 
@@ -221,9 +229,9 @@ def test_polling_a_big_folder_costs_little_and_sees_changes(tmp_path):
             await trio.sleep(4)
             measured["idle"] = time.process_time() - started
             (folder / "a.yaml").write_text("responses:\n  - {id: a, matcher: {type: any}, reply: added}\n")
-            await reloads(1, timeout=30)
+            assert await eventually(lambda: len(messages) == 1, 30)
             (folder / "r00001.yaml").write_text("responses:\n  - {id: r1, matcher: {type: any}, reply: edited}\n")
-            await reloads(2, timeout=60)
+            assert await eventually(lambda: len(messages) == 2, 60)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -231,3 +239,57 @@ def test_polling_a_big_folder_costs_little_and_sees_changes(tmp_path):
     assert [m.rsplit(": ", 1)[1] for m in messages] == ["10001 rules", "10001 rules"]
     replies = {rule.id: rule.reply.content for rule in server.state.config.rules if rule.reply is not None}
     assert (replies["a"], replies["r0"], replies["r1"]) == ("added", "v0", "edited")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+def test_inotify_sees_edits_through_links_and_a_folder_replaced(tmp_path, monkeypatch):
+    """With inotify, and no look but on its word (the safety looks put off): an edit of a file
+    that a link in the folder points to, in another folder; a file saved by renaming over it;
+    the folder removed, then made again, empty at first."""
+    import trio
+
+    from openai_mock import watcher
+    from openai_mock.log import RequestLog
+    from openai_mock.scenario import load_path
+    from openai_mock.server import Server
+
+    monkeypatch.setattr(watcher, "SAFETY_EVERY", 3600.0)
+    rule = "responses:\n  - {{id: {id}, matcher: {{type: any}}, reply: {reply}}}\n"
+    folder, elsewhere = tmp_path / "rules", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "a.yaml").write_text(rule.format(id="a", reply="a1"))
+    (elsewhere / "shared.yaml").write_text(rule.format(id="s", reply="s1"))
+    (folder / "linked.yaml").symlink_to(elsewhere / "shared.yaml")
+    messages: list[str] = []
+    server = Server(load_path(folder), log=RequestLog(None))
+    server.log.message = messages.append
+
+    def replies() -> dict[str, str]:
+        return {r.id: r.reply.content for r in server.state.config.rules if r.reply is not None}
+
+    async def served(expected: dict[str, str]) -> None:
+        assert await eventually(lambda: replies() == expected), (replies(), messages)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.watch, folder)
+            await trio.sleep(0.3)
+            (elsewhere / "shared.yaml").write_text(rule.format(id="s", reply="s2"))
+            await served({"a": "a1", "s": "s2"})
+            (folder / ".a.yaml.tmp").write_text(rule.format(id="a", reply="a2"))
+            (folder / ".a.yaml.tmp").rename(folder / "a.yaml")
+            await served({"a": "a2", "s": "s2"})
+            for file in folder.iterdir():
+                file.unlink()
+            folder.rmdir()
+            assert await eventually(lambda: any("no such file or folder" in m for m in messages))
+            folder.mkdir()
+            await trio.sleep(0.6)  # (the watcher looks at the empty folder: no change yet)
+            (folder / "b.yaml").write_text(rule.format(id="b", reply="b1"))
+            await served({"b": "b1"})
+            (folder / "b.yaml").write_text(rule.format(id="b", reply="b2"))
+            await served({"b": "b2"})
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)

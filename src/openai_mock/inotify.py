@@ -76,8 +76,9 @@ class Inotify:
             if wd < 0:
                 every = False
                 continue
-            kept[wd] = names
-        for wd in self._names.keys() - kept.keys():  # (a folder watched twice has one descriptor)
+            given = kept.get(wd)  # (one folder under two names: one descriptor, both filters)
+            kept[wd] = names if given is None else _either(given, names)
+        for wd in self._names.keys() - kept.keys():
             self._libc.inotify_rm_watch(self._fd, wd)
         self._names = kept
         return every
@@ -118,3 +119,7 @@ class Inotify:
     def close(self) -> None:
         trio.lowlevel.notify_closing(self._fd)
         os.close(self._fd)
+
+
+def _either(one: Names, other: Names) -> Names:
+    return lambda name: one(name) or other(name)

@@ -119,9 +119,11 @@ class _Looks:
         was taken, before the folders were watched, are not notified."""
         if self.notifier is not None and self.notified:
             if self.last > -float("inf"):
-                with trio.move_on_at(self.last + max(SAFETY_EVERY, self.cost / LOOK_SHARE)):
+                with trio.move_on_at(self.last + max(SAFETY_EVERY, self.cost / LOOK_SHARE)) as waited:
                     await self.notifier.wait()
                 await trio.sleep_until(self.last + self.interval)  # (a folder written to without pause)
+                if not waited.cancelled_caught:
+                    self.aim()  # (a folder made again, a link changed: watched before the look)
                 self.notifier.drain()  # (what came meanwhile: the look sees it)
             return
         while True:
@@ -129,9 +131,11 @@ class _Looks:
             if self.notifier is not None:
                 self.notifier.drain()
             if trio.current_time() >= self.last + max(self.interval, self.cost / LOOK_SHARE):
-                return
+                break
             if _outline(self.path) != self.outline:
-                return
+                break
+        if self.notifier is not None:
+            self.aim()  # (the folder that could not be watched may be back)
 
     async def look(self) -> Stamp:
         self.last = trio.current_time()
