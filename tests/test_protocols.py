@@ -123,6 +123,31 @@ def test_a_websocket_upgrade_for_another_host_is_refused_as_any_request(logged):
     no_traceback(server, log_file)
 
 
+@pytest.mark.parametrize("case", ["no key", "HTTP/1.0", "a body", "frames before the answer"])
+def test_a_handshake_refused_by_hypercorn_ends_the_connection(logged, case):
+    """Handshakes that hypercorn refuses itself, before or while the router answers (no key, not
+    HTTP/1.1, data sent before the answer): a 400 and the end of the connection, which stayed open
+    before, and nothing logged."""
+    server, log_file = logged
+    host = f"Host: 127.0.0.1:{server.port}\r\n"
+    upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n")
+    request = {
+        "no key": f"GET /v1/models HTTP/1.1\r\n{host}Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "HTTP/1.0": f"GET /v1/models HTTP/1.0\r\n{upgrade}\r\n",
+        "a body": f"GET /v1/models HTTP/1.1\r\n{host}{upgrade}Content-Length: 5\r\n\r\nhello",
+        "frames before the answer": f"GET /v1/models HTTP/1.1\r\n{host}{upgrade}\r\n"
+                                    "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58",  # a masked "Hello"
+    }[case]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request.encode("latin-1"))
+        data, ending = receive_all(sock)
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert ending == "eof"
+    assert httpx.get(f"{server.root}/health", timeout=10).status_code == 200
+    no_traceback(server, log_file)
+
+
 def test_an_h2c_upgrade_is_answered_over_http_1_1(logged):
     """`Upgrade: h2c` (on a request without a body, the one hypercorn switched) is ignored: the
     answer comes over HTTP/1.1, and the connection goes on with a whole stream."""

@@ -29,7 +29,10 @@ import h11
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.events import EndBody
+from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio import tcp_server
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, LifespanState, TaskGroup
@@ -198,11 +201,31 @@ class HTTP1Only(H11Protocol):
     hypercorn's switch was to its own HTTP/2 protocol, where the transport's `Connection`
     cannot reach the connection (a fault would cut every stream of it) and streams go the long
     way; the SDKs speak HTTP/1.1 (httpx's default), so HTTP/2 is not served at all.
-    It replaces one method, `_check_protocol`, checked in tests/test_transport_contract.py."""
+    It replaces `_check_protocol` and adds to `stream_send`, both checked in
+    tests/test_transport_contract.py."""
 
     async def _check_protocol(self, event: h11.Request) -> None:
         if event.method == b"PRI" and event.target == b"*" and event.http_version == b"2.0":
             raise HTTP2Refused()
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        """As hypercorn's, and: when hypercorn answers a WebSocket handshake itself with an error
+        (a handshake that is not valid, or data sent before the router's answer), its answer
+        says `Connection: close` but nothing would close the connection (the stream never
+        ends): close it, as after any answer that says so. (The router's own refusal ends its
+        stream, and the connection closes then.)"""
+        await super().stream_send(event)
+        if type(event) is EndBody and isinstance(self.stream, WSStream) \
+                and self.stream.state is ASGIWebsocketState.HANDSHAKE:
+            self.task_group.spawn(self._close_refused, self.stream)
+
+    async def _close_refused(self, stream: WSStream) -> None:
+        """Close once hypercorn has marked the stream closed (right after its answer, with no
+        pause between; closing at once would let the router answer in between, on a connection
+        h11 has closed, an error that takes the whole server down), unless it ended meanwhile."""
+        await trio.lowlevel.checkpoint()
+        if self.stream is stream and stream.closed:
+            await self.send(Closed())
 
 
 class IdleTimer:
