@@ -38,6 +38,11 @@ CALLABLES: list[tuple[str, str, bool, str]] = [
     ("hypercorn.trio.worker_context:TrioSingleTask.stop", "(self)", True, "tcpserver.IdleTimer stands in for it"),
     ("hypercorn.trio.task_group:TaskGroup.spawn", "(self, func, *args)", False, "IdleTimer starts its task"),
     ("hypercorn.protocol:ProtocolWrapper.handle", "(self, event)", True, "the connection's events (Closed, data)"),
+    ("hypercorn.protocol.h11:H11Protocol._check_protocol", "(self, event)", True,
+     "tcpserver.HTTP1Only replaces it: no switch to HTTP/2 (h2c)"),
+    ("hypercorn.protocol.h11:H11Protocol.stream_send", "(self, event)", True,
+     "tcpserver.HTTP1Only adds to it: the close after hypercorn refuses a WebSocket handshake itself"),
+    ("hypercorn.protocol.events:EndBody", "(stream_id)", False, "the end of an answer (HTTP1Only.stream_send)"),
     ("hypercorn.config:Config.response_headers", "(self, protocol)", False, "listener._Config caches the date"),
     ("hypercorn.events:RawData", "(data, address=)", False, "what is written and read"),
     ("hypercorn.events:Closed", "()", False, "the connection's end"),
@@ -57,6 +62,14 @@ CALLS: list[tuple[str, set[str], str]] = [
     ("hypercorn.trio.tcp_server:TCPServer.protocol_send", {"send_lock", "idle_task", "restart", "stop"},
      "its writer holds `send_lock` (our direct writes wait for it); idle and busy go to `idle_task`"),
     ("hypercorn.protocol.h11:H11Protocol", {"response_headers"}, "else the cached date header is not used"),
+    ("hypercorn.protocol.h11:H11Protocol._handle_events", {"_check_protocol"},
+     "else HTTP1Only's check is bypassed, and h2c switches to hypercorn's HTTP/2 again"),
+    ("hypercorn.protocol.ws_stream:WSStream.handle", {"_send_error_response", "closed"},
+     "hypercorn's own refusal of a handshake, after which HTTP1Only closes the connection"),
+    ("hypercorn.protocol.ws_stream:WSStream._send_error_response", {"send", "EndBody"},
+     "its answer ends with EndBody, on which HTTP1Only.stream_send acts"),
+    ("hypercorn.protocol.h11:H11Protocol._create_stream", {"WSStream", "stream"},
+     "a WebSocket handshake is the protocol's `stream`, a WSStream"),
 ]
 
 
@@ -156,6 +169,19 @@ def _instance_problems(replace: dict[str, Any]) -> list[str]:
     if not isinstance(getattr(getattr(wrapper, "protocol", None), "connection", None), h11.Connection):
         problems.append("ProtocolWrapper.protocol.connection is not the h11.Connection of an HTTP/1.1 client "
                         "(tcpserver reads its state to close at once or linger)")
+    ws_class = _resolve("hypercorn.protocol.ws_stream:WSStream", replace)
+    handshake = _resolve("hypercorn.protocol.ws_stream:ASGIWebsocketState.HANDSHAKE", replace)
+    if GONE in (ws_class, handshake):
+        problems.append("hypercorn.protocol.ws_stream's WSStream or ASGIWebsocketState.HANDSHAKE is gone "
+                        "(HTTP1Only.stream_send reads them)")
+    else:
+        ws = ws_class(None, Config(), context_class(None), None, False, None, None, send, 1)
+        if getattr(ws, "state", None) is not handshake or getattr(ws, "closed", None) is not False:
+            problems.append("a new WSStream's `state` is not HANDSHAKE or its `closed` not False "
+                            "(HTTP1Only.stream_send reads them)")
+    if type(getattr(wrapper, "protocol", None)) is not _resolve("hypercorn.protocol.h11:H11Protocol", replace):
+        problems.append("ProtocolWrapper.protocol is not an H11Protocol for an HTTP/1.1 connection (tcpserver "
+                        "makes it an HTTP1Only, which refuses HTTP/2)")
     return problems
 
 
@@ -164,7 +190,9 @@ def _ours_problems(replace: dict[str, Any]) -> list[str]:
     pairs = [("hypercorn.trio.worker_context:TrioSingleTask.restart", tcpserver.IdleTimer.restart),
              ("hypercorn.trio.worker_context:TrioSingleTask.stop", tcpserver.IdleTimer.stop),
              ("hypercorn.trio.tcp_server:TCPServer.protocol_send", tcpserver.TCPServer.protocol_send),
-             ("hypercorn.trio.tcp_server:TCPServer._read_data", tcpserver.TCPServer._read_data)]
+             ("hypercorn.trio.tcp_server:TCPServer._read_data", tcpserver.TCPServer._read_data),
+             ("hypercorn.protocol.h11:H11Protocol._check_protocol", tcpserver.HTTP1Only._check_protocol),
+             ("hypercorn.protocol.h11:H11Protocol.stream_send", tcpserver.HTTP1Only.stream_send)]
     problems = []
     for where, ours in pairs:
         theirs = _resolve(where, replace)

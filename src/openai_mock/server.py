@@ -1,13 +1,12 @@
-"""A running mock: the app on a listening socket, the --watch reloader, and, when the state is
-shared (`--state`), what keeps this process in step with the others: the configuration
-published anywhere, and the journal written out."""
+"""A running mock: the app on a listening socket, the --watch reloader (`watcher.py`), and,
+when the state is shared (`--state`), what keeps this process in step with the others: the
+configuration published anywhere, and the journal written out."""
 
 from __future__ import annotations
 
 import gc
-import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from .http.router import Forwarder, Router
 from .http.state import ANNOUNCE_TTL, MockState, Settings
 from .http.transport import listen, serve
 from .log import RequestLog
-from .scenario import ConfigError, Source, load_path_sources, load_sources, watched_files
+from .scenario import ConfigError, Source, load_sources
 from .scenario.model import Config
 from .store import Store, StoreUnavailable
 from .store.memory import MemoryStore
+from .watcher import Stamp, stamp, watch
 
 DEFAULT_PORT = 3000
-Stamp = tuple[tuple[str, int, int], ...]  # what --watch compares: (file, mtime in ns, size) each
 
 
 def bundled_scenarios() -> Path:
@@ -36,7 +35,6 @@ def bundled_scenarios() -> Path:
 
 
 FOLLOW_INTERVAL = 0.1  # seconds between looks at the shared configuration's version
-Publish = Callable[[Config, Sequence[Source]], Awaitable[None]]
 
 
 class Server:
@@ -109,63 +107,11 @@ class Server:
         gc.freeze()
 
     async def watch(self, path: Path, seen: Stamp | None = None, interval: float = 0.25, *,
-                    settle: float = 0.1,
+                    settle: float = 0.1, notify: bool = True,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Reload when a file of the configuration changes (see `watch`); the state starts afresh."""
-        await watch(path, self.state.publish, self.log, seen, interval, settle=settle, task_status=task_status)
-
-
-async def watch(path: Path, publish: Publish, log: RequestLog, seen: Stamp | None = None, interval: float = 0.25,
-                *, settle: float = 0.1, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Publish the configuration at `path` again when one of its files changes; keep serving the
-    old one if the new one is invalid. Requests in flight finish with the plan they already
-    have. `seen` is the files' `stamp()` from before the configuration was loaded, so no edit
-    slips by.
-
-    A change is loaded only once the files have stopped changing for `settle` seconds: editors
-    and `Path.write_text` truncate a file before they write it, and a file caught in between
-    would load as an empty configuration."""
-    if seen is None:
-        seen = stamp(path)
-    task_status.started()
-    while True:
-        await trio.sleep(interval)
-        now = stamp(path)
-        if now == seen:
-            continue
-        while True:
-            await trio.sleep(settle)
-            settled = stamp(path)
-            if settled == now:
-                break
-            now = settled
-        seen = now
-        try:  # off the event loop: a big file takes seconds to load, streams go on meanwhile
-            config, sources = await trio.to_thread.run_sync(load_path_sources, path)
-        except ConfigError as error:
-            log.message(f"reload of {path} failed; still serving the previous configuration:\n{error}")
-            continue
-        try:
-            await publish(config, sources)
-        except StoreUnavailable as error:
-            log.message(f"reload of {path} not published, still serving the previous configuration: {error}")
-            continue
-        count = len(config.rules)
-        log.message(f"reloaded {path}: {count} rule{'' if count == 1 else 's'}")
-        for warning in config.warnings:
-            log.message(str(warning))
-
-
-def stamp(path: Path) -> Stamp:
-    """What --watch compares: each file's name, modification time and size."""
-    stamps = []
-    for file in watched_files(path):
-        try:
-            info = os.stat(file)
-        except OSError:
-            continue
-        stamps.append((str(file), info.st_mtime_ns, info.st_size))
-    return tuple(stamps)
+        """Reload when a file of the configuration changes (see `watcher.watch`); the state starts afresh."""
+        await watch(path, self.state.publish, self.log, seen, interval, settle=settle, notify=notify,
+                    task_status=task_status)
 
 
 def tune_gc() -> None:

@@ -18,7 +18,7 @@ from ..scenario.model import Config, ErrorSpec
 from ..store import StoreUnavailable
 from ..wire.errors import invalid
 from . import executor
-from .access import cors_headers
+from .access import cors_headers, is_admin
 
 if TYPE_CHECKING:
     from .state import MockState
@@ -125,6 +125,19 @@ def not_found(method: str, path: str) -> ErrorSpec:
         return invalid(f"Invalid URL ({method} {path})", status=404)
     return invalid(f"Invalid URL ({method} {path}): the API is served under /v1 ({method} {meant}); check that "
                    f"the client's base_url {fix}", status=404)
+
+
+def no_websocket(path: str) -> ErrorSpec:
+    """The answer to a WebSocket upgrade: a 404 where nothing is served, as for any request, and
+    a 400 where something is, for the API has no WebSocket endpoint there."""
+    from .endpoints import route  # (endpoints.py imports this module)
+
+    if route(path) is None and not is_admin(path):
+        return invalid(f"Invalid URL (GET {path}): openai-mock serves no WebSocket endpoint (the Realtime API "
+                       "is not mocked)", status=404)
+    return invalid(f"{path} takes no WebSocket connection: send the request over plain HTTP, without "
+                   "`Upgrade: websocket` (openai-mock serves no WebSocket endpoint; the Realtime API is not "
+                   "mocked)")
 
 
 def wrong_method(method: str, path: str, allowed: list[str]) -> tuple[ErrorSpec, list[tuple[str, str]]]:

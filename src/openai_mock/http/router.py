@@ -68,6 +68,9 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_admin(scope["path"]):
+            if scope["type"] == "websocket":
+                await self._refuse_websocket(scope, send)
+                return
             await self.admin(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -94,6 +97,24 @@ class Router:
         except Exception as error:  # a bug in the mock: log it, and still answer like the API
             self.state.log.errors.exception("internal error", exc_info=error)
             await self._send(scope, send, common.error_reply(exchange, common.internal(error)), exchange, origin)
+
+    async def _refuse_websocket(self, scope: Scope, send: Send) -> None:
+        """A WebSocket upgrade, on any path: refused with a plain HTTP answer (an OpenAI error),
+        never accepted. The API has no WebSocket endpoint on any path the mock serves (its
+        Realtime API is not mocked), and Quart, which would take it, has no route for one."""
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        path = scope["path"]
+        exchange = common.Exchange(method="GET", path=path, session="default")
+        spec = self.state.access.refusal("GET", path, headers.get, _local(scope)) or common.no_websocket(path)
+        reply = common.error_reply(exchange, spec)
+        common.close(self.state, exchange, reply.status)
+        if "websocket.http.response" not in scope.get("extensions", {}):  # pragma: no cover - other servers
+            await send({"type": "websocket.close", "code": 1008})  # (a 403, without a body)
+            return
+        answer = reply.headers + [("content-length", str(len(reply.body))), ("connection", "close")]
+        await send({"type": "websocket.http.response.start", "status": reply.status,
+                    "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer]})
+        await send({"type": "websocket.http.response.body", "body": reply.body, "more_body": False})
 
     async def _answer(self, scope: Scope, receive: Receive, headers: dict[str, str], exchange: common.Exchange,
                       refusal: ErrorSpec | None) -> executor.HTTPReply | tuple[Endpoint, Plan] | Forward:

@@ -1,6 +1,7 @@
 """hypercorn's trio connection handler, changed where it costs or loses answers: how bytes are
-written, how the keep-alive timeout is kept, how a connection is closed, and closing an idle
-one at once when the server has no descriptor left (`shed`, called by the accept loop).
+written, how the keep-alive timeout is kept, how a connection is closed, closing an idle one
+at once when the server has no descriptor left (`shed`, called by the accept loop), and that it
+speaks HTTP/1 only (no switch to HTTP/2 over cleartext).
 
 Its own module because it is the one place that subclasses hypercorn's private `TCPServer`.
 What it relies on, all checked by name and signature in tests/test_transport_contract.py:
@@ -12,11 +13,14 @@ What it relies on, all checked by name and signature in tests/test_transport_con
 - `TCPServer.protocol_send` itself (its writer, with its lock and its handling of a client
   that has gone), `send_lock` (held while that writer writes), `protocol` (`handle(event)`,
   and `protocol.protocol.connection`, the h11 connection of an HTTP/1 client) and `MAX_RECV`;
-- the task group's `spawn` and the events `RawData` and `Closed` (hypercorn's own interfaces).
+- the task group's `spawn` and the events `RawData` and `Closed` (hypercorn's own interfaces);
+- `H11Protocol._check_protocol(event)`, which `HTTP1Only` replaces, called by the protocol for
+  each request, and `ProtocolWrapper.protocol`, the `H11Protocol` that becomes an `HTTP1Only`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import termios
@@ -27,6 +31,10 @@ import h11
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.events import EndBody
+from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio import tcp_server
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, LifespanState, TaskGroup
@@ -137,7 +145,10 @@ class TCPServer(tcp_server.TCPServer):
         return queued(self._sock, termios.FIONREAD) == 0
 
     async def _read_data(self) -> None:
-        """hypercorn's read loop, but what comes after we closed is discarded (see above)."""
+        """hypercorn's read loop, but what comes after we closed is discarded (see above), and
+        the connection speaks HTTP/1 only (`HTTP1Only`)."""
+        if type(self.protocol.protocol) is H11Protocol:
+            self.protocol.protocol.__class__ = HTTP1Only  # (the same object: it only adds a check)
         with self._reading:
             while True:
                 try:
@@ -148,7 +159,11 @@ class TCPServer(tcp_server.TCPServer):
                     if not data:
                         break
                     continue
-                await self.protocol.handle(RawData(bytes(data)))
+                try:
+                    await self.protocol.handle(RawData(bytes(data)))
+                except HTTP2Refused:
+                    await self._refuse_http2()
+                    continue
                 if not data:
                     break
         await self.protocol.handle(Closed())
@@ -184,11 +199,68 @@ class TCPServer(tcp_server.TCPServer):
         self._sock.close()
         return True
 
+    async def _refuse_http2(self) -> None:
+        """Answer an HTTP/2 connection preface with HTTP/1.1's 505, then close (lingering: the
+        client's first frames are unread)."""
+        body = HTTP2_REFUSAL
+        head = [b"HTTP/1.1 505 HTTP Version Not Supported", b"content-type: application/json",
+                b"content-length: %d" % len(body), b"connection: close"]
+        head += [name + b": " + value for name, value in self.config.response_headers("h11")]
+        await self.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        await self._close_lingering()
+
     async def close_idle(self) -> None:
         """Close a connection idle for too long, as hypercorn's own timeout does: the protocol
         learns that the connection is closed, then the socket is."""
         await self.protocol.handle(Closed())
         await self._stream.aclose()
+
+
+# the answer to HTTP/2's preface: an OpenAI error, though an HTTP/2 client will not read it
+HTTP2_REFUSAL = json.dumps({"error": {
+    "message": "openai-mock serves HTTP/1.1 only, not HTTP/2 over cleartext (h2c): send HTTP/1.1, as the "
+               "OpenAI SDKs and httpx do by default (no http2=True, no --http2-prior-knowledge).",
+    "type": "invalid_request_error", "param": None, "code": "http_version_not_supported"}}, separators=(",", ":")).encode()
+
+
+class HTTP2Refused(Exception):
+    """A connection opened with HTTP/2's preface (`PRI * HTTP/2.0`, "prior knowledge")."""
+
+
+class HTTP1Only(H11Protocol):
+    """hypercorn's HTTP/1 protocol, without its switches to HTTP/2 over cleartext: an
+    `Upgrade: h2c` request is answered over HTTP/1.1 as if it had no `Upgrade` header (HTTP lets
+    a server ignore an upgrade; hypercorn itself does so for a request with a body), and a
+    connection that starts with HTTP/2's preface is refused (`HTTP2Refused`, answered by
+    `TCPServer._refuse_http2`).
+    hypercorn's switch was to its own HTTP/2 protocol, where the transport's `Connection`
+    cannot reach the connection (a fault would cut every stream of it) and streams go the long
+    way; the SDKs speak HTTP/1.1 (httpx's default), so HTTP/2 is not served at all.
+    It replaces `_check_protocol` and adds to `stream_send`, both checked in
+    tests/test_transport_contract.py."""
+
+    async def _check_protocol(self, event: h11.Request) -> None:
+        if event.method == b"PRI" and event.target == b"*" and event.http_version == b"2.0":
+            raise HTTP2Refused()
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        """As hypercorn's, and: when hypercorn answers a WebSocket handshake itself with an error
+        (a handshake that is not valid, or data sent before the router's answer), its answer
+        says `Connection: close` but nothing would close the connection (the stream never
+        ends): close it, as after any answer that says so. (The router's own refusal ends its
+        stream, and the connection closes then.)"""
+        await super().stream_send(event)
+        if type(event) is EndBody and isinstance(self.stream, WSStream) \
+                and self.stream.state is ASGIWebsocketState.HANDSHAKE:
+            self.task_group.spawn(self._close_refused, self.stream)
+
+    async def _close_refused(self, stream: WSStream) -> None:
+        """Close once hypercorn has marked the stream closed (right after its answer, with no
+        pause between; closing at once would let the router answer in between, on a connection
+        h11 has closed, an error that takes the whole server down), unless it ended meanwhile."""
+        await trio.lowlevel.checkpoint()
+        if self.stream is stream and stream.closed:
+            await self.send(Closed())
 
 
 class IdleTimer:
