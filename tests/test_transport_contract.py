@@ -13,6 +13,8 @@ from __future__ import annotations
 import collections
 import importlib
 import inspect
+import logging
+import socket
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
@@ -21,6 +23,7 @@ import h11
 import trio
 
 from openai_mock.http.transport import connection, listener, tcpserver
+from openai_mock.http.transport.descriptors import IdleConnections
 
 GONE = object()
 
@@ -287,3 +290,40 @@ def test_the_accept_loop_reads_trios_run_queue():
 
     trio.run(main)
     assert [ours for ours, _ in counts] == [theirs for _, theirs in counts] == [0, 2, 4, 6]
+
+
+def test_an_error_in_one_connection_ends_that_connection_only(caplog):
+    """A bug of ours that escapes one connection's handler (here: the accept loop given a handler
+    that fails on its first connection) is logged and ends that connection; the server goes on."""
+    served: list[bytes] = []
+
+    async def handler(client: socket.socket) -> None:
+        if not served:
+            served.append(b"failed")
+            raise RuntimeError("a bug in a connection's handler")
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(client))
+        async with stream:
+            served.append(await stream.receive_some(100))
+            await stream.send_all(b"ok")
+
+    async def main() -> None:
+        listening = socket.create_server(("127.0.0.1", 0))
+        listening.setblocking(False)
+        port = listening.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listener._accept, listening,
+                               listener._guarded(handler, logging.getLogger("test")), nursery,
+                               IdleConnections(None), False)
+            first = await trio.open_tcp_stream("127.0.0.1", port)
+            assert await first.receive_some(10) == b""  # closed: the connection that failed
+            second = await trio.open_tcp_stream("127.0.0.1", port)
+            await second.send_all(b"hello")
+            assert await second.receive_some(10) == b"ok"  # the next one is served
+            nursery.cancel_scope.cancel()
+        listening.close()
+
+    with caplog.at_level(logging.ERROR, logger="test"):
+        trio.run(main)
+    assert served == [b"failed", b"hello"]
+    assert "a connection ended on an internal error" in caplog.text
+    assert "a bug in a connection's handler" in caplog.text

@@ -101,11 +101,29 @@ async def serve(app: Callable[..., Awaitable[None]], sock: socket.socket, *, err
             async def connection(client: socket.socket) -> None:
                 await TCPServer(wrapped, config, context, state, client, idle).run()
 
-            nursery.start_soon(_accept, sock, connection, nursery, idle, shared)
+            nursery.start_soon(_accept, sock, _guarded(connection, errors), nursery, idle, shared)
             task_status.started()
     finally:
         trio.lowlevel.notify_closing(sock)
         sock.close()
+
+
+def _guarded(handler: Callable[[socket.socket], Awaitable[None]],
+             errors: logging.Logger | None) -> Callable[[socket.socket], Awaitable[None]]:
+    """`handler`, but an error escaping one connection ends that connection only (logged with
+    what raised it: a bug of ours), never the nursery of every connection, the server with it."""
+    log = errors if errors is not None else logging.getLogger("openai_mock")
+
+    async def guarded(client: socket.socket) -> None:
+        try:
+            await handler(client)
+        except Exception:
+            log.exception("openai-mock: a connection ended on an internal error; the server goes on")
+            if client.fileno() >= 0:
+                trio.lowlevel.notify_closing(client)
+                client.close()
+
+    return guarded
 
 
 # accept() errors that mean "out of resources for now": wait, then try again; for want of a
