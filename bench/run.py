@@ -648,7 +648,7 @@ def summary(results: dict[str, Any], scale: Scale, quick: bool) -> None:
             rows.append([f"--workers 2, {at}: 1st chunk p99", f"{ms(ours)} vs {ms(theirs)}", "<= openai-mock-api",
                          _verdict(ok, w2, peer)])
     notes = []
-    if st:
+    if any("disturbed" in row[-1] for row in rows):
         notes.append("disturbed: a figure 5 run in which other work on the machine took more CPU than the bench's "
                      "own overhead (over 0.5 s + 10% of one core; its other CPU column): its gaps and first chunks "
                      "are not the server's alone. Run again on a quiet machine.")
