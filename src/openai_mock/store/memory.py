@@ -8,6 +8,7 @@ one used least recently forgotten first: its counters, stored responses and item
 from __future__ import annotations
 
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,7 +49,9 @@ class MemoryStore:
         self.max_sessions = max_sessions
         self._clock = clock
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # least recently used first
-        self._kept: deque[tuple[str, str, StoredResponse]] = deque()  # (session, id, response), oldest first
+        # (session, id, response), oldest first: the response by weak reference, so that one forgotten
+        # otherwise (its session reset or evicted, deleted, replaced) is freed at once
+        self._kept: deque[tuple[str, str, weakref.ref[StoredResponse]]] = deque()
         self._response_bytes = 0
         self._journal: dict[str, Entry] = {}  # by key, in the order they started
         self._journal_limit = journal_limit
@@ -86,21 +89,21 @@ class MemoryStore:
         state.responses[response_id] = (self._clock() + self.response_ttl, stored)
         for item_id, message in items.items():
             state.items[item_id] = (response_id, message)
-        self._kept.append((session, response_id, stored))
+        self._kept.append((session, response_id, weakref.ref(stored)))
         self._response_bytes += stored.size
         while self._response_bytes > self.response_budget and len(self._kept) > 1:  # the oldest go first
             old_session, old_id, old_stored = self._kept.popleft()
             old = self._sessions.get(old_session)
-            if old is not None and old.responses.get(old_id, (0.0, None))[1] is old_stored:
+            if old is not None and old.responses.get(old_id, (0.0, None))[1] is old_stored():
                 self._forget(old, old_id)
         # deleted, expired and replaced ones pile up here: drop them now and then (each response
         # kept takes 1 KiB or more of the budget, so more entries than that are mostly gone ones)
         if len(self._kept) > 2 * (self._response_bytes // 1024) + 1000:
             self._kept = deque(kept for kept in self._kept if self._is_kept(*kept))
 
-    def _is_kept(self, session: str, response_id: str, stored: StoredResponse) -> bool:
+    def _is_kept(self, session: str, response_id: str, stored: weakref.ref[StoredResponse]) -> bool:
         state = self._sessions.get(session)
-        return state is not None and state.responses.get(response_id, (0.0, None))[1] is stored
+        return state is not None and state.responses.get(response_id, (0.0, None))[1] is stored()
 
     def _forget(self, state: _Session, response_id: str) -> None:
         gone = state.responses.pop(response_id, None)
