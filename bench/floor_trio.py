@@ -17,21 +17,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 from typing import Any
 
 import trio
-
-COMPLETION = json.dumps({
-    "id": "chatcmpl-floor", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
-}, separators=(",", ":")).encode()
-FRAME = b"data: " + json.dumps({
-    "id": "chatcmpl-floor", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "delta": {"content": " word"}, "finish_reason": None}],
-}, separators=(",", ":")).encode() + b"\n\n"
-DONE = b"data: [DONE]\n\n"
+from floor_payloads import COMPLETION, DONE, FRAME  # (bench/ is on sys.path: run as a script)
 
 
 def _chunk(data: bytes) -> bytes:

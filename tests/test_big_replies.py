@@ -4,13 +4,16 @@ bounds is written once, off the event loop, while other clients are answered."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -98,6 +101,29 @@ def warm_up(client: httpx.Client, server) -> None:
     time.sleep(0.2)
 
 
+@attrs.frozen
+class LongReply:
+    text: str
+    server: Any
+    client: httpx.Client
+    url: str
+    path: str
+    body: dict
+    peak: Peak
+
+
+@contextlib.contextmanager
+def long_reply(fresh_server, size: int, endpoint: str, stream: bool) -> Iterator[LongReply]:
+    """A server whose rule answers `size` characters, a client that has warmed it up, and the
+    server's memory measured from then on."""
+    text = long_text(size)
+    server = fresh_server(rules(text))
+    path, body = request_body(endpoint, stream)
+    with httpx.Client(timeout=120) as client:
+        warm_up(client, server)
+        yield LongReply(text, server, client, server.base_url + path, path, body, Peak(server.process.pid))
+
+
 def text_of(endpoint: str, events: Iterator[dict]) -> tuple[str, int]:
     """The streamed text put back together, and how many events carried some of it."""
     pieces = []
@@ -121,16 +147,12 @@ def sse_data(lines: Iterator[str]) -> Iterator[dict]:
 def test_a_long_streamed_reply_is_made_as_it_is_sent(fresh_server, endpoint):
     # 1 MB by word: some 150,000 frames, which the server once made all before sending the first
     # (and some 800 bytes of memory each: 120 MB and more at the peak)
-    text = long_text(1_000_000)
-    server = fresh_server(rules(text))
-    path, body = request_body(endpoint, stream=True)
-    with httpx.Client(timeout=120) as client:
-        warm_up(client, server)
-        peak = Peak(server.process.pid)
-        with client.stream("POST", server.base_url + path, json=body) as response:
+    with long_reply(fresh_server, 1_000_000, endpoint, stream=True) as run:
+        with run.client.stream("POST", run.url, json=run.body) as response:
             assert response.status_code == 200
             lines = list(response.iter_lines())
-        grown = peak.stop()
+        grown = run.peak.stop()
+    text = run.text
     got, pieces = text_of(endpoint, sse_data(iter(lines)))
     assert got == text and pieces == len(text.split())  # every word, one frame each
     last = [line for line in lines if line.startswith("data: ")][-1]
@@ -145,13 +167,9 @@ def test_a_long_streamed_reply_is_made_as_it_is_sent(fresh_server, endpoint):
 def test_a_client_that_leaves_a_long_stream_leaves_nothing_behind(fresh_server, endpoint):
     # 10 MB: some 1.5 million frames (the server once made them all first, 1.2 GB and more, and
     # kept tens of MB after the client had gone); the client reads a few and leaves
-    text = long_text(10_000_000)
-    server = fresh_server(rules(text))
-    path, body = request_body(endpoint, stream=True)
-    with httpx.Client(timeout=120) as client:
-        warm_up(client, server)
-        peak = Peak(server.process.pid)
-        with client.stream("POST", server.base_url + path, json=body) as response:
+    with long_reply(fresh_server, 10_000_000, endpoint, stream=True) as run:
+        server, path, peak = run.server, run.path, run.peak
+        with run.client.stream("POST", run.url, json=run.body) as response:
             read = 0
             for chunk in response.iter_raw():
                 read += len(chunk)
@@ -172,15 +190,10 @@ def test_a_client_that_leaves_a_long_stream_leaves_nothing_behind(fresh_server, 
 
 
 def test_a_long_plain_reply_is_not_held_several_times(fresh_server):
-    text = long_text(20_000_000)  # 20 MB of text: some 20 MB of JSON
-    server = fresh_server(rules(text))
-    path, body = request_body("chat", stream=False)
-    with httpx.Client(timeout=120) as client:
-        warm_up(client, server)
-        peak = Peak(server.process.pid)
-        response = client.post(server.base_url + path, json=body)
-        grown = peak.stop()
-    assert response.json()["choices"][0]["message"]["content"] == text
+    with long_reply(fresh_server, 20_000_000, "chat", stream=False) as run:  # some 20 MB of JSON
+        response = run.client.post(run.url, json=run.body)
+        grown = run.peak.stop()
+    assert response.json()["choices"][0]["message"]["content"] == run.text
     # the JSON is made as text, then as bytes (json.dumps makes a str), and sent: about twice its
     # size, briefly (it was six times)
     assert grown < 4 * 21, f"the server grew by {grown:.0f} MB to answer 20 MB"

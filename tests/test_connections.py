@@ -353,6 +353,13 @@ def read_to_the_end(clients: list[socket.socket], timeout: float) -> list[tuple[
     return [(received[client], ending.get(client, "open")) for client in clients]
 
 
+def assert_server_closed_them(server: RunningServer, count: int) -> None:
+    """Within 5 s the server holds none of the `count` connections it was sent (their clients
+    may still hold their ends)."""
+    assert wait_for(lambda: server_connections(server.process.pid, server.port) == 0, timeout=5), \
+        f"{server_connections(server.process.pid, server.port)} of {count} connections still open on the server"
+
+
 @pytest.fixture(scope="module")
 def closing_server():
     server = RunningServer(CLOSING_RULES)
@@ -380,8 +387,7 @@ def test_the_server_closes_what_the_client_asked_to_close(closing_server, case, 
             client.sendall(request)
         answers = read_to_the_end(clients, timeout=10)
         # the clients still hold their ends: the server's are closed all the same
-        assert wait_for(lambda: server_connections(server.process.pid, server.port) == 0, timeout=5), \
-            f"{server_connections(server.process.pid, server.port)} of {count} connections still open on the server"
+        assert_server_closed_them(server, count)
     finally:
         for client in clients:
             client.close()
@@ -421,8 +427,7 @@ def test_faults_end_connections_their_own_way_when_the_client_asked_to_close(fre
             client.sendall((f"POST {path} {http_version}\r\nHost: 127.0.0.1\r\n{connection}Content-Type: "
                             f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
         answers = read_to_the_end(clients, timeout=10)
-        assert wait_for(lambda: server_connections(server.process.pid, server.port) == 0, timeout=5), \
-            f"{server_connections(server.process.pid, server.port)} of {len(cases)} connections still open on the server"
+        assert_server_closed_them(server, len(cases))
     finally:
         for client in clients:
             client.close()

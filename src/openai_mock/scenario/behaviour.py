@@ -43,13 +43,8 @@ def steps(checker: Checker, raw: Any, pos: Pos) -> tuple[Behaviour, ...] | Faile
         return checker.report(pos, "`steps` must be a non-empty list of behaviour mappings ({} is the plain reply)")
     parts = Parts()
     result = []
-    for i, step in enumerate(raw):
-        if step is None:
-            step = YMap()
-            step.pos, step.key_pos, step.value_pos = raw.at(i), {}, {}
-        if not isinstance(step, YMap):
-            parts.fail(checker.report(raw.at(i), "a step must be a mapping of behaviour keys ({} is the plain reply)"))
-            continue
+    for step in parts.mappings(checker, raw, "a step must be a mapping of behaviour keys ({} is the plain reply)",
+                               empty=True):
         parts.fail(keys.known(checker, step, keys.BEHAVIOUR, "in a step").failure)
         checked = parts(behaviour(checker, step))
         if checked is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -71,6 +71,19 @@ class Parts:
         """The node fails here (on `result`, or on a failure already gathered), keeping nothing."""
         self.fail(result)
         return Failed(shown=self.shown)
+
+    def mappings(self, checker: Checker, items: YList, message: str, empty: bool = False) -> Iterator[YMap]:
+        """The items of a list that must all be mappings: each one that is, in order; each one
+        that is not is reported (`message`) and fails the node. `empty`: a null item stands for
+        an empty mapping (`- ` alone, as `- {}`)."""
+        for i, item in enumerate(items):
+            if item is None and empty:
+                item = YMap()
+                item.pos, item.key_pos, item.value_pos = items.at(i), {}, {}
+            if isinstance(item, YMap):
+                yield item
+            else:
+                self.fail(checker.report(items.at(i), message))
 
 
 class Known:

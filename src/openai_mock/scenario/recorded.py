@@ -47,10 +47,7 @@ def _events(checker: Checker, raw: Any, pos: Pos) -> tuple[RecordedEvent, ...] |
         return checker.report(pos, "`events` must be a list of {wait_ms, data} mappings")
     parts = Parts()
     events = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, YMap):
-            parts.fail(checker.report(raw.at(i), "an event must be a mapping like {wait_ms: 12.5, data: '{...}'}"))
-            continue
+    for item in parts.mappings(checker, raw, "an event must be a mapping like {wait_ms: 12.5, data: '{...}'}"):
         known = keys.known(checker, item, keys.RECORDED_EVENT, "in a recorded event")
         parts.fail(known.failure)
         if "data" not in item:

@@ -21,10 +21,7 @@ def flow(checker: Checker, raw: Any, pos: Pos) -> tuple[Turn, ...] | Failed[tupl
         return checker.report(pos, "`messages` must be a non-empty list of turns")
     parts = Parts()
     turns = []
-    for i, message in enumerate(raw):
-        if not isinstance(message, YMap):
-            parts.fail(checker.report(raw.at(i), "a turn must be a mapping with a `role`"))
-            continue
+    for message in parts.mappings(checker, raw, "a turn must be a mapping with a `role`"):
         turn = parts(flow_turn(checker, message))
         if turn is not None:
             turns.append(turn)
