@@ -79,3 +79,31 @@ def test_300_aborts_leave_no_trace(fresh_server, session_id):
     mine = [line for line in log.splitlines() if f"session={session_id} " in line]
     assert len(mine) == 300  # the -v log says what happened, once each
     assert all(line.endswith("client_disconnected") for line in mine)
+
+
+SLOW_START = """
+responses:
+  - id: slow-start
+    matcher: {type: any}
+    reply: "one two three"
+    delay_ms: 20
+    latency_ms: 20000
+"""
+
+
+def test_a_client_that_leaves_before_its_stream_starts_is_noticed_at_once(fresh_server, session_id):
+    """The request and the client's FIN can arrive in one read, before the request's own task
+    has started: the server must still notice that the client left (and not wait for the
+    first chunk, 20 s away, to find out from a failed write)."""
+    server = fresh_server(SLOW_START)
+    payload = __import__("json").dumps(chat_body("tell me")).encode()
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + f"X-Mock-Session: {session_id}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    sent = time.monotonic()
+    entries = wait_for_outcomes(server, session_id, 5)
+    assert [e["outcome"] for e in entries] == ["client_disconnected"] * 5, entries
+    assert all(e["chunks_sent"] == 0 for e in entries)
+    assert time.monotonic() - sent < 10  # (noticed when they left: 20 s before a write would fail)

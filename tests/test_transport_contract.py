@@ -39,7 +39,7 @@ CALLABLES: list[tuple[str, str, bool, str]] = [
     ("hypercorn.trio.worker_context:TrioSingleTask.restart", "(self, task_group, action)", True,
      "tcpserver.IdleTimer stands in for it as `idle_task`"),
     ("hypercorn.trio.worker_context:TrioSingleTask.stop", "(self)", True, "tcpserver.IdleTimer stands in for it"),
-    ("hypercorn.trio.task_group:TaskGroup.spawn", "(self, func, *args)", False, "IdleTimer starts its task"),
+    ("hypercorn.trio.task_group:TaskGroup.spawn", "(self, func, *args)", False, "TCPServer.expire starts its close of an idle connection"),
     ("hypercorn.protocol:ProtocolWrapper.handle", "(self, event)", True, "the connection's events (Closed, data)"),
     ("hypercorn.protocol.h11:H11Protocol._check_protocol", "(self, event)", True,
      "tcpserver.HTTP1Only replaces it: no switch to HTTP/2 (h2c)"),

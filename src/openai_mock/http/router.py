@@ -162,10 +162,8 @@ class Router:
         connection = scope.get("state", {}).get(CONNECTION)
         if connection is None or scope.get("http_version") != "1.1":
             connection = _ASGIBody(connection, send)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        async with _cancelled_on_disconnect(scope, receive):
             await self.forwarder.forward(forward, send, connection, exchange.entry, self.state.journal)
-            nursery.cancel_scope.cancel()
         await self.state.journal.settle()
 
     async def _carry_out(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
@@ -174,11 +172,9 @@ class Router:
             reply = await self._execute(scope, send, endpoint, plan, exchange)
             await self._send(scope, send, reply, exchange, origin)
             return
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        async with _cancelled_on_disconnect(scope, receive):
             reply = await self._execute(scope, send, endpoint, plan, exchange)
             await self._send(scope, send, reply, exchange, origin)
-            nursery.cancel_scope.cancel()  # the disconnect watcher's work is done
 
     async def _execute(self, scope: Scope, send: Send, endpoint: Endpoint, plan: Plan,
                        exchange: common.Exchange) -> executor.HTTPReply:
@@ -281,6 +277,25 @@ async def _read_body(receive: Receive, length: str | None, limit: int) -> bytes 
 
 class _ClientGone(Exception):
     """The client went away before its request was complete."""
+
+
+@contextlib.asynccontextmanager
+async def _cancelled_on_disconnect(scope: Scope, receive: Receive) -> AsyncIterator[None]:
+    """Run the block, cancelled if the client leaves first. Through our transport its
+    `Connection` cancels it (no task: a task per stream waiting for "http.disconnect" cost a
+    spawn and its wake-ups); otherwise a task waits for that message."""
+    connection = scope.get("state", {}).get(CONNECTION)
+    if connection is not None:
+        try:
+            with connection.cancel_when_over():
+                yield
+        finally:
+            connection.unwatch()
+        return
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        yield
+        nursery.cancel_scope.cancel()  # the disconnect watcher's work is done
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:

@@ -39,6 +39,29 @@ class Connection:
         self._server = server
         self._sock = sock  # the stdlib socket under hypercorn's trio stream: the same file descriptor
         self._rest: bytes | None = None  # what `send_chunk_now` could not send of its chunk
+        self._watch: trio.CancelScope | None = None  # the request's, cancelled when the exchange ends
+        self._over = False  # the exchange has ended: the client has gone, or the connection closes
+
+    def cancel_when_over(self) -> trio.CancelScope:
+        """A cancel scope for the current request, cancelled when its exchange ends before it
+        does: the client closes or resets the connection, or the server closes it. (What an ASGI
+        app learns from its "http.disconnect" message, without a task waiting for it: the
+        transport calls `over()` where it tells hypercorn that the connection is closing, and
+        hypercorn sends that message.) Enter it once; call `unwatch()` when the request is done."""
+        scope = trio.CancelScope()
+        if self._over:
+            scope.cancel()
+        self._watch = scope
+        return scope
+
+    def unwatch(self) -> None:
+        self._watch = None
+
+    def over(self) -> None:
+        """The exchange in progress has ended (see `cancel_when_over`)."""
+        self._over = True
+        if self._watch is not None:
+            self._watch.cancel()
 
     def send_chunk_now(self, data: bytes) -> bool:
         """Send `data` as one chunk with one non-blocking send(), if nothing else is being

@@ -6,6 +6,8 @@ wait in the kernel's queue, unserved, until a connection closes: with SDKs that 
 connections in pools, until the keep-alive timeout (75 s). So `serve` raises its soft limit to
 the hard one (`raise_limit`), as servers commonly do, and when accept() still finds none left,
 the accept loop closes the connection idle the longest (`IdleConnections.shed`) and tries again.
+The same list of idle connections closes each one idle past the keep-alive timeout
+(`IdleConnections.run`, one task for all of them).
 
 Its own module because it is the transport's policy for one scarce resource, apart from how a
 connection is served (`tcpserver.py`) and how connections are accepted (`listener.py`).
@@ -19,6 +21,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Protocol
+
+import trio
 
 CAP = 1 << 20  # the highest soft limit set (a hard limit of "unlimited" or more than this)
 NOTICE_EVERY = 10.0  # seconds between two -v lines about the same shortage
@@ -80,26 +84,54 @@ class Idle(Protocol):
     def shed(self) -> bool:
         """Close this connection now, if it is still idle: whether it was closed."""
 
+    def expire(self) -> None:
+        """This connection has been idle past the keep-alive timeout: close it."""
+
 
 class IdleConnections:
     """The connections idle between requests (no request in flight, none begun), longest idle
-    first. A connection is added when it turns idle and removed when a request comes or it
-    ends: two operations on an ordered dict per request, which is all the hot path pays."""
+    first, each with the time it is closed at if it stays idle (the keep-alive timeout). A
+    connection is added when it turns idle and removed when a request comes or it ends: two
+    operations on an ordered dict per request, which is all the hot path pays. One task
+    (`run`) closes those idle too long: hypercorn's own timeout was a task per connection,
+    started and cancelled again around every request."""
 
     def __init__(self, notice: Callable[[str], None] | None = None):
-        self._idle: collections.OrderedDict[Idle, None] = collections.OrderedDict()
+        self._idle: collections.OrderedDict[Idle, float] = collections.OrderedDict()
         self._notice = notice
         self._noticed = -math.inf
+        self._added: trio.Event | None = None  # what `run` waits for while none is idle
         self.shed_count = 0
 
-    def add(self, connection: Idle) -> None:
-        """`connection` has turned idle: the most recently idle, last to be closed."""
+    def add(self, connection: Idle, deadline: float) -> None:
+        """`connection` has turned idle: the most recently idle, last to be closed; closed at
+        `deadline` (trio's clock) if it is still idle then. (Every connection gets the same
+        timeout, so the list is in the order of the deadlines too.)"""
         self._idle.pop(connection, None)
-        self._idle[connection] = None
+        self._idle[connection] = deadline
+        if self._added is not None:
+            self._added.set()
+            self._added = None
 
     def discard(self, connection: Idle) -> None:
         """`connection` has a request, or has ended."""
         self._idle.pop(connection, None)
+
+    async def run(self) -> None:
+        """Close each connection still idle at its deadline, until cancelled. It sleeps until
+        the deadline of the connection idle the longest, whichever that is by then: with
+        requests coming, about once per timeout."""
+        while True:
+            if not self._idle:
+                self._added = trio.Event()
+                await self._added.wait()
+                continue
+            connection, deadline = next(iter(self._idle.items()))
+            if deadline > trio.current_time():
+                await trio.sleep_until(deadline)
+                continue
+            del self._idle[connection]
+            connection.expire()
 
     def shed(self) -> bool:
         """accept() found no descriptor left: close the connection idle the longest (one that

@@ -101,6 +101,7 @@ async def serve(app: Callable[..., Awaitable[None]], sock: socket.socket, *, err
             async def connection(client: socket.socket) -> None:
                 await TCPServer(wrapped, config, context, state, client, idle).run()
 
+            nursery.start_soon(idle.run)  # (the keep-alive timeout of every connection)
             nursery.start_soon(_accept, sock, _guarded(connection, errors), nursery, idle, shared)
             task_status.started()
     finally:

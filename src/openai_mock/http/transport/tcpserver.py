@@ -21,7 +21,6 @@ What it relies on, all checked by name and signature in tests/test_transport_con
 from __future__ import annotations
 
 import json
-import math
 import socket
 import termios
 from collections.abc import Awaitable, Callable
@@ -49,15 +48,16 @@ DIRECT_WRITE = 1024 * 1024  # bytes written straight to the socket at most; long
 
 class TCPServer(tcp_server.TCPServer):
     """hypercorn's connection handler, plus: the `Connection` in each request's scope; writes
-    straight to the socket (`write`) and gathered while corked; one idle-timeout task per
-    connection (`IdleTimer`), which also keeps `idle`, the server's list of idle connections;
+    straight to the socket (`write`) and gathered while corked; its keep-alive timeout kept in
+    `idle`, the server's list of idle connections (`IdleTimer`; `expire` when it runs out);
     a lingering close (`_close_lingering`); and `shed`, closing an idle connection at once."""
 
     def __init__(self, app: AppWrapper, config: Config, context: WorkerContext, state: LifespanState,
-                 sock: socket.socket, idle: IdleConnections | None = None):
+                 sock: socket.socket, idle: IdleConnections):
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         # hypercorn annotates `stream` as an SSLStream, but `run` serves a plain one as well
-        super().__init__(app, config, context, {**state, CONNECTION: Connection(self, sock)},
+        self._connection = Connection(self, sock)
+        super().__init__(app, config, context, {**state, CONNECTION: self._connection},
                          stream)  # type: ignore[arg-type]
         self._idle = IdleTimer(self, KEEP_ALIVE_TIMEOUT, idle)
         # hypercorn only calls `restart` and `stop` on it, which `IdleTimer` has
@@ -129,7 +129,7 @@ class TCPServer(tcp_server.TCPServer):
             self._reading.cancel()  # the read loop ends, and `run` closes the socket
         else:
             self._reading.deadline = trio.current_time() + LINGER_SECONDS
-        await self.protocol.handle(Closed())
+        await self._closed()
 
     def _nothing_unread(self) -> bool:
         """Whether the client's last request was read whole and nothing came after it: h11 says
@@ -143,6 +143,13 @@ class TCPServer(tcp_server.TCPServer):
         if self._sock.fileno() < 0:  # already closed (a `reset` fault)
             return True
         return queued(self._sock, termios.FIONREAD) == 0
+
+    async def _closed(self) -> None:
+        """Tell the protocol that the connection is closing (hypercorn then tells the app of a
+        request in progress: "http.disconnect"), and the request's `Connection` as well
+        (`Connection.cancel_when_over`: the router's way to learn it without a task)."""
+        self._connection.over()
+        await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
         """hypercorn's read loop, but what comes after we closed is discarded (see above), and
@@ -166,7 +173,7 @@ class TCPServer(tcp_server.TCPServer):
                     continue
                 if not data:
                     break
-        await self.protocol.handle(Closed())
+        await self._closed()
         self._idle.finish()  # the client has closed: nothing to wait for
 
     async def _receive(self) -> bytes:
@@ -209,11 +216,18 @@ class TCPServer(tcp_server.TCPServer):
         await self.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         await self._close_lingering()
 
+    def expire(self) -> None:
+        """Idle past the keep-alive timeout (`descriptors.IdleConnections.run` says so): close
+        the connection, in a task of its own (of the connection's task group)."""
+        if not self._closing and self._sock.fileno() >= 0:
+            self._task_group.spawn(self.close_idle)
+
     async def close_idle(self) -> None:
         """Close a connection idle for too long, as hypercorn's own timeout does: the protocol
         learns that the connection is closed, then the socket is."""
-        await self.protocol.handle(Closed())
-        await self._stream.aclose()
+        with trio.CancelScope(shield=True):
+            await self._closed()
+            await self._stream.aclose()
 
 
 # the answer to HTTP/2's preface: an OpenAI error, though an HTTP/2 client will not read it
@@ -265,48 +279,27 @@ class HTTP1Only(H11Protocol):
 
 class IdleTimer:
     """hypercorn's keep-alive timeout (close a connection idle for `timeout` seconds between
-    requests), as one task per connection whose deadline moves. hypercorn's own starts a new
-    task each time the connection turns idle and cancels it when a request comes, a good part
-    of the scheduling work of a short request; and a connection the client closed while idle
-    stayed open on our side (CLOSE-WAIT) until the timeout ran out.
-    It stands in for hypercorn's `TrioSingleTask`: the same `restart` and `stop`. It also keeps
-    the server's list of idle connections (`descriptors.IdleConnections`) up to date."""
+    requests), kept in the server's list of idle connections (`descriptors.IdleConnections`),
+    whose one task closes those idle too long. hypercorn's own started a task each time the
+    connection turned idle and cancelled it when a request came: a good part of the scheduling
+    work of a short request. (And a connection the client closed while idle stayed open on our
+    side, CLOSE-WAIT, until the timeout ran out: `finish`.)
+    It stands in for hypercorn's `TrioSingleTask`: the same `restart` and `stop`."""
 
-    def __init__(self, server: TCPServer, timeout: float, idle: IdleConnections | None = None):
+    def __init__(self, server: TCPServer, timeout: float, idle: IdleConnections):
         self._server = server
         self._idle = idle
         self._timeout = timeout
-        self._scope = trio.CancelScope(deadline=math.inf)
-        self._started = False
-        self._finished = False
 
     async def restart(self, task_group: TaskGroup, action: Callable[..., Awaitable[Any]]) -> None:
         """The connection is idle: close it after the timeout. (`action` is hypercorn's own
         timeout, which this replaces.)"""
-        self._scope.deadline = trio.current_time() + self._timeout
-        if self._idle is not None:
-            self._idle.add(self._server)
-        if not self._started:
-            self._started = True
-            task_group.spawn(self._watch)
+        self._idle.add(self._server, trio.current_time() + self._timeout)
 
     async def stop(self) -> None:
         """A request came: no timeout while it is answered."""
-        self._scope.deadline = math.inf
-        if self._idle is not None:
-            self._idle.discard(self._server)
+        self._idle.discard(self._server)
 
     def finish(self) -> None:
-        self._finished = True
-        self._scope.cancel()
-        if self._idle is not None:
-            self._idle.discard(self._server)
-
-    async def _watch(self) -> None:
-        with self._scope:
-            await trio.sleep_forever()
-        if self._idle is not None:
-            self._idle.discard(self._server)
-        if not self._finished:  # idle for too long
-            with trio.CancelScope(shield=True):
-                await self._server.close_idle()
+        """The connection has ended."""
+        self._idle.discard(self._server)
