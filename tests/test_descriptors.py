@@ -191,3 +191,60 @@ def test_a_refused_raise_tries_less_and_never_stops_the_server(monkeypatch: pyte
     with MockServer(RULES) as mock:  # (it calls raise_limit too: refused, it serves all the same)
         reply = mock.client().chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content == "pong"
+
+
+
+class Listed:
+    """A connection as the idle list sees it: whether it lets itself be shed, and what happened
+    to it (with the time, on trio's clock)."""
+
+    def __init__(self, sheds: bool):
+        self.sheds = sheds
+        self.events: list[str] = []
+        self.expired_at: float | None = None
+
+    def shed(self) -> bool:
+        self.events.append("shed" if self.sheds else "declined")
+        return self.sheds
+
+    def expire(self) -> None:
+        import trio
+
+        self.events.append("expired")
+        self.expired_at = trio.current_time()
+
+
+def test_the_idle_list_sheds_the_longest_idle_and_expires_each_at_its_deadline() -> None:
+    """One task closes every connection idle past its keep-alive deadline, in the order they
+    turned idle; a connection that declines to be shed (its request is arriving) stays listed,
+    so that its keep-alive timeout still holds if that request never comes whole."""
+    import trio
+
+    from openai_mock.http.transport.descriptors import IdleConnections
+
+    arriving, oldest, newer, busy = Listed(sheds=False), Listed(sheds=True), Listed(sheds=True), Listed(sheds=True)
+    start = 0.0
+
+    async def main() -> None:
+        nonlocal start
+        idle = IdleConnections()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(idle.run)
+            start = trio.current_time()
+            idle.add(arriving, start + 0.2)
+            idle.add(oldest, start + 0.2)
+            idle.add(newer, start + 0.3)
+            idle.add(busy, start + 0.3)
+            idle.discard(busy)  # a request came: no timeout while it is answered
+            assert idle.shed()  # skips `arriving`, closes `oldest`
+            await trio.sleep(0.5)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert arriving.events == ["declined", "expired"]
+    assert oldest.events == ["shed"]  # shed, and so no longer listed: never expired
+    assert newer.events == ["expired"]
+    assert busy.events == []
+    assert arriving.expired_at is not None and newer.expired_at is not None
+    assert 0.2 <= arriving.expired_at - start < 0.29, arriving.expired_at - start
+    assert 0.3 <= newer.expired_at - start < 0.39, newer.expired_at - start

@@ -135,10 +135,11 @@ class IdleConnections:
 
     def shed(self) -> bool:
         """accept() found no descriptor left: close the connection idle the longest (one that
-        has begun to receive a request is skipped). Whether one was closed."""
-        while self._idle:
-            connection, _ = self._idle.popitem(last=False)
+        has begun to receive a request is skipped, and stays listed: its keep-alive timeout
+        still holds if that request never comes whole). Whether one was closed."""
+        for connection in self._idle:  # (`shed` closes, but leaves the list to us)
             if connection.shed():
+                del self._idle[connection]
                 self.shed_count += 1
                 self._tell(f"closing the longest-idle keep-alive connections to accept new ones "
                            f"({self.shed_count:,} so far)")
