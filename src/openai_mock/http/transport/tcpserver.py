@@ -146,10 +146,14 @@ class TCPServer(tcp_server.TCPServer):
 
     async def _closed(self) -> None:
         """Tell the protocol that the connection is closing (hypercorn then tells the app of a
-        request in progress: "http.disconnect"), and the request's `Connection` as well
-        (`Connection.cancel_when_over`: the router's way to learn it without a task)."""
-        self._connection.over()
-        await self.protocol.handle(Closed())
+        request in progress: "http.disconnect"), then the request's `Connection`
+        (`Connection.cancel_when_over`: the router's way to learn it without a task). In that
+        order: the task closing may be the request's own, and hypercorn's bookkeeping of the
+        closed exchange must not be cut by the cancellation."""
+        try:
+            await self.protocol.handle(Closed())
+        finally:
+            self._connection.over()
 
     async def _read_data(self) -> None:
         """hypercorn's read loop, but what comes after we closed is discarded (see above), and
