@@ -8,6 +8,7 @@ asks to close (`Connection: close`, or HTTP/1.0) gets its whole answer, then the
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -448,3 +449,36 @@ def test_faults_end_connections_their_own_way_when_the_client_asked_to_close(fre
         else:
             assert rest.count(b"data: ") >= 3, (kind, rest)
     assert "Traceback" not in server.log()
+
+
+def _ended_connections_garbage(mock: MockServer, count: int) -> int:
+    """How many objects the garbage collector finds unreachable after `count` connections, each
+    with one request, have ended (the server's own collector paused meanwhile)."""
+    def one() -> None:
+        with socket.create_connection(("127.0.0.1", mock.port), timeout=10) as sock:
+            sock.sendall(request_bytes("ping"))
+            assert b'"content":"pong"' in read_response(sock)
+
+    for _ in range(5):  # (first-time allocations are not the point)
+        one()
+    time.sleep(0.2)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(count):
+            one()
+        time.sleep(0.3)  # (the server ends each connection on its client's FIN)
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+def test_an_ended_connection_leaves_nothing_for_the_garbage_collector():
+    """The objects of a connection (hypercorn's handler and protocol, the h11 state, the socket,
+    ours) are freed when it ends, by reference counting. They were tied in loops of references,
+    some 30 objects a connection, freed only by the garbage collector: whose passes over
+    thousands of ended connections at once stalled every stream (170 ms, at 10,000 streams
+    opened at 1,000/s)."""
+    with MockServer(RULES) as mock:
+        found = _ended_connections_garbage(mock, 100)
+    assert found < 300, f"{found} objects left for the garbage collector by 100 ended connections"
