@@ -13,6 +13,7 @@ import json
 import os
 import selectors
 import socket
+import struct
 import time
 
 import httpx
@@ -482,3 +483,20 @@ def test_an_ended_connection_leaves_nothing_for_the_garbage_collector():
     with MockServer(RULES) as mock:
         found = _ended_connections_garbage(mock, 100)
     assert found < 300, f"{found} objects left for the garbage collector by 100 ended connections"
+
+
+def test_clients_that_reset_at_once_leave_no_error(fresh_server):
+    """A client that resets its connection at once (an RST right after connecting: a port
+    scanner, a load balancer's check, a client killed) ends the connection before hypercorn has
+    set it up: nothing may be logged as an error, and the server goes on."""
+    server = fresh_server(RULES)
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request_bytes("ping"))
+        assert b'"content":"pong"' in read_response(sock)
+    time.sleep(0.3)
+    log = server.log()
+    assert "Traceback" not in log and "internal error" not in log, log[-3000:]
