@@ -81,7 +81,7 @@ class TCPServer(tcp_server.TCPServer):
         hypercorn's protocol holds this server's `protocol_send`, its `IdleTimer` and the
         `Connection` of its requests hold the server. Left to the garbage collector, thousands
         of ended connections (some 30 objects each) were collected in one pass, and that pass
-        stalled every stream: 170 ms at 10,000 streams opened at 1,000/s. (Whichever way the
+        stalled every stream: up to 210 ms at 10,000 streams opened at 1,000/s. (Whichever way the
         connection ended: a client that resets at once ends `run` before hypercorn has made
         its protocol.)"""
         self._idle.finish()  # (off the server's list of idle connections, however it ended)
