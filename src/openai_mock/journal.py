@@ -86,6 +86,8 @@ class Journal:
         self._store = store
         self._pending: list[Entry] = []
         self._writing: trio.Event | None = None  # set when the write on its way has landed
+        self._taken = 0  # batches taken from `_pending` so far (numbered from 1)...
+        self._landed = 0  # ...and how many of them have landed (or been lost): one write at a time, in order
         self.on_finish = on_finish
         self.on_lost = on_lost  # a write the store refused (it is down): the journal is best-effort
 
@@ -112,22 +114,33 @@ class Journal:
         """Write what started or finished since the last time to the store; return once it
         and every write taken before it have landed. One write at a time: a batch taken
         earlier (a started entry) never lands over a later one (its end), and an answer does
-        not go out while its entry is still on its way in another caller's batch."""
-        while self._writing is not None:  # (a checkpoint only when a write is on its way)
-            await self._writing.wait()
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        self._writing = written = trio.Event()
-        try:
-            await self._store.journal_put(batch)
-        except Exception as error:  # (the store is down: the answers go on without the journal)
-            if self.on_lost is None:
-                raise
-            self.on_lost(error)
-        finally:
-            self._writing = None
-            written.set()
+        not go out while its entry is still on its way in another caller's batch.
+
+        Callers that wait on the same write all return when it lands, whatever started or
+        finished meanwhile: that is for the next write, which the first caller to need it
+        takes. (Were each waiter to write what arrived meanwhile before returning, a busy
+        server would let one answer out per round trip to the store, and the others' ends
+        would wait on the writes of requests that came after them.)"""
+        needed = self._taken + 1 if self._pending else self._taken  # the batch that holds our entries
+        while self._landed < needed:
+            if self._writing is not None:
+                await self._writing.wait()
+                continue
+            batch, self._pending = self._pending, []
+            self._taken += 1
+            number = self._taken
+            self._writing = written = trio.Event()
+            try:
+                if batch:  # (none when a reset dropped what was pending)
+                    await self._store.journal_put(batch)
+            except Exception as error:  # (the store is down: the answers go on without the journal)
+                if self.on_lost is None:
+                    raise
+                self.on_lost(error)
+            finally:
+                self._landed = number
+                self._writing = None
+                written.set()
 
     async def entries(self, session: str | None = None) -> list[dict[str, Any]]:
         await self.settle()
