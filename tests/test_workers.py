@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -137,6 +138,133 @@ def test_three_servers_on_one_redis_are_one_mock(fresh_server, state, session_id
     assert all(server.journal() == [] for server in servers)
     with pytest.raises(openai.NotFoundError):
         clients[1].responses.retrieve(first.id)
+
+
+# seconds after which a server behind a SlowLink has written what its journal held: its next
+# write (ten a second) and the link's delay, with room for a loaded machine
+JOURNAL_WRITTEN = 0.1 + 0.2 + 0.5
+
+
+class SlowLink:
+    """A TCP relay to Redis that holds what a server sends for DELAY seconds before passing it
+    on (Redis's answers come back at once): a server behind it is as far from Redis as a server
+    across a slow network. Threads and plain sockets, order kept."""
+
+    DELAY = 0.2
+
+    def __init__(self, redis_port: int):
+        self.redis_port = redis_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.redis_port))
+            held: queue.Queue[tuple[float, bytes]] = queue.Queue()
+            threading.Thread(target=self._read, args=(client, held), daemon=True).start()
+            threading.Thread(target=self._release, args=(held, upstream), daemon=True).start()
+            threading.Thread(target=self._pass, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _read(source: socket.socket, held: queue.Queue[tuple[float, bytes]]) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            held.put((time.monotonic() + SlowLink.DELAY, data))
+            if not data:
+                return
+
+    @staticmethod
+    def _release(held: queue.Queue[tuple[float, bytes]], target: socket.socket) -> None:
+        while True:
+            due, data = held.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                if not data:
+                    target.shutdown(socket.SHUT_WR)
+                    return
+                target.sendall(data)
+            except OSError:
+                return
+
+    @staticmethod
+    def _pass(source: socket.socket, target: socket.socket) -> None:
+        with source, target:
+            while data := source.recv(65536):
+                target.sendall(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+def test_answers_do_not_wait_on_the_journal_and_every_server_lists_them(fresh_server, state, redis_server,
+                                                                          session_id):
+    """With a shared store, an answer does not wait for its journal entry to reach Redis (it is
+    written behind); a server that reads the journal first asks every other to write theirs, so a
+    request that a client has seen end is listed by any server at once."""
+    link = SlowLink(redis_server.port)
+    try:
+        near = fresh_server(STREAMS, *state)
+        slow_state = [state[0], f"redis://127.0.0.1:{link.port}/0", *state[2:]]
+        far = fresh_server(STREAMS, *slow_state)
+        client = far.client(session_id)
+        far.journal(session_id)  # (its connections to Redis are open)
+        for stream in (False, True):
+            sent = time.monotonic()
+            if stream:
+                chunks = list(client.chat.completions.create(
+                    model="m", stream=True, messages=[{"role": "user", "content": "hello"}]))
+                assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "first"
+            else:
+                answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}])
+                assert answer.choices[0].message.content == "first"
+            took = time.monotonic() - sent
+            assert took < SlowLink.DELAY * 0.75, f"the answer waited {took:.3f} s: on its journal write?"
+            sent = time.monotonic()
+            listed = near.journal(session_id)
+            read_in = time.monotonic() - sent
+            assert [(e["stream"], e["outcome"]) for e in listed][-1] == (stream, "completed"), listed
+            assert len(listed) == 1 + stream
+            assert read_in < 0.9, f"the far server did not answer the request to write ({read_in:.3f} s)"
+    finally:
+        link.close()
+
+
+def test_a_reset_forgets_what_other_servers_had_not_written_yet(fresh_server, state, redis_server, session_id):
+    """Answers that ended before a reset, on a server that had not written their entries yet,
+    are forgotten with the rest: they do not come back when that server writes."""
+    link = SlowLink(redis_server.port)
+    try:
+        near = fresh_server(STREAMS, *state)
+        far = fresh_server(STREAMS, state[0], f"redis://127.0.0.1:{link.port}/0", *state[2:])
+        far.journal(session_id)  # (its connections to Redis are open)
+        for _ in range(3):
+            far.client(session_id).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        near.reset(session_id)
+        time.sleep(JOURNAL_WRITTEN)  # (what the far server held is written by now, or never)
+        assert near.journal(session_id) == []
+        assert far.journal(session_id) == []
+    finally:
+        link.close()
+
+
+def test_a_server_that_stops_writes_what_its_journal_held(fresh_server, state, session_id):
+    near = fresh_server(STREAMS, *state)
+    leaving = fresh_server(STREAMS, *state)
+    answer = leaving.client(session_id).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hello"}])
+    leaving.stop()  # SIGTERM, at once: before its next write
+    assert answer.choices[0].message.content == "first"
+    assert [(e["rule_id"], e["outcome"]) for e in near.journal(session_id)] == [("flow", "completed")]
 
 
 def child_pids(pid: int) -> list[int]:

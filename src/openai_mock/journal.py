@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -21,6 +21,18 @@ _KEYS = (f"{os.urandom(6).hex()}{n:x}" for n in itertools.count())
 COMPLETED = "completed"
 ERROR = "error"  # answered with an HTTP error
 CLIENT_DISCONNECTED = "client_disconnected"  # the client left before the answer was complete
+_last_order = 0.0
+
+
+def _order(started: float) -> float:
+    """Where an entry that started at `started` (time.time()) goes in a shared journal: its start
+    time, nudged so that this process's entries keep the order they started in (a clock that
+    steps back, two starts within its resolution)."""
+    global _last_order
+    _last_order = max(started, _last_order + 1e-6)
+    return _last_order
+
+
 BODY_KEPT = 64 * 1024  # bytes of a request body the journal keeps whole
 STRING_KEPT = 1024  # characters of each string of a bigger body it keeps
 
@@ -54,6 +66,8 @@ class Entry:
     error: str | None = None  # the error message, when the response was an error
     key: str = attrs.field(factory=lambda: next(_KEYS), repr=False)
     started: float = attrs.field(factory=perf_counter, repr=False)
+    # (where it goes among the entries of every process that shares the store: see `_order`)
+    order: float = attrs.field(default=attrs.Factory(lambda self: _order(self.time), takes_self=True), repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,13 +91,23 @@ class Entry:
 
 class Journal:
     """The journal, kept in a store (`store/`): entries start and finish here at once, and reach
-    the store when `settle()` is awaited, a batch at a time. The router settles a plain answer's
-    entry before sending it and the executor a stream's before its last frame, so once a client
-    has seen the end of an answer, every worker that shares the store lists it."""
+    the store when `settle()` is awaited, a batch at a time. The router calls `ending()` before a
+    plain answer goes out and the executor before a stream's last frame:
+    - in one process (the store in memory) that settles at once, so the entry is there before
+      the client can see the end;
+    - with a shared store (`write_behind`), it returns at once: no answer waits on a round trip
+      to Redis, and what is pending is written ten times a second (`Server._write_journal`),
+      a batch at a time. The guarantee moves to the readers: `entries()` first awaits
+      `barrier`, which asks every process that shares the store to settle and waits for their
+      word (`MockState.flush_everywhere`).
+    Either way, once a client has seen the end of an answer, the journal lists it wherever it is
+    read."""
 
     def __init__(self, store: JournalStore, on_finish: Callable[[Entry], None] | None = None,
-                 on_lost: Callable[[Exception], None] | None = None):
+                 on_lost: Callable[[Exception], None] | None = None, write_behind: bool = False):
         self._store = store
+        self.write_behind = write_behind
+        self.barrier: Callable[[], Awaitable[None]] | None = None  # (see the class's docstring)
         self._pending: list[Entry] = []
         self._writing: trio.Event | None = None  # set when the write on its way has landed
         self._taken = 0  # batches taken from `_pending` so far (numbered from 1)...
@@ -142,8 +166,16 @@ class Journal:
                 self._writing = None
                 written.set()
 
+    async def ending(self) -> None:
+        """An answer's end is about to go out: its entry must be written, unless written behind
+        (see the class)."""
+        if not self.write_behind:
+            await self.settle()
+
     async def entries(self, session: str | None = None) -> list[dict[str, Any]]:
         await self.settle()
+        if self.barrier is not None:
+            await self.barrier()
         return await self._store.journal(session)
 
     def forget_pending(self, session: str | None = None) -> None:

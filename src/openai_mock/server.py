@@ -4,6 +4,7 @@ configuration published anywhere, and the journal written out."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ def bundled_scenarios() -> Path:
 
 
 FOLLOW_INTERVAL = 0.1  # seconds between looks at the shared configuration's version
+JOURNAL_EVERY = 0.1  # seconds between writes of the journal to a shared store
+JOURNAL_LAST_WRITE = 0.3  # seconds the last write may take when the server stops
 
 
 class Server:
@@ -58,12 +61,16 @@ class Server:
 
     async def serve(self, sock: socket.socket, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            if self.shared:  # (known to the readers of the journal before it serves: see `Journal`)
+                with contextlib.suppress(StoreUnavailable):
+                    await self.state.store.announce(self.state.member, self.state.config_version, ANNOUNCE_TTL)
             await nursery.start(partial(serve, self.app, sock, errors=self.log.errors, shared=self.shared_socket,
                                         notice=self.log.message if self.log.verbose else None))
             nursery.start_soon(self._rest.load)
             if self.shared:
                 nursery.start_soon(self._follow)
                 nursery.start_soon(self._write_journal)
+                nursery.start_soon(self.state.answer_flushes)
             task_status.started()
 
     async def _follow(self) -> None:
@@ -96,10 +103,16 @@ class Server:
             state.replace(config, shared.version, shared.sources)
 
     async def _write_journal(self) -> None:
-        """Write started and unfinished entries too, so that every process lists them."""
-        while True:
-            await trio.sleep(FOLLOW_INTERVAL)
-            await self.state.journal.settle()
+        """Write what the journal holds, ten times a second: answers do not wait for their
+        entries to be written (`Journal`), and requests in flight are listed too. What is left
+        when the server stops is written then, if the store answers in time."""
+        try:
+            while True:
+                await trio.sleep(JOURNAL_EVERY)
+                await self.state.journal.settle()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(JOURNAL_LAST_WRITE):
+                await self.state.journal.settle()
 
     async def freeze_when_loaded(self) -> None:
         """`tune_gc` again once the Quart app, imported after start-up, is loaded."""

@@ -175,7 +175,7 @@ async def _fail(plan: Plan, failure: Failure, tail: tuple[bytes, ...], connectio
             await trio.sleep_forever()  # until the client leaves: trio.Cancelled
         await trio.sleep(plan.timing.hang_ms / 1000)
     journal.fail(entry, failure)
-    await journal.settle()  # (written before the client can see how it ended)
+    await journal.ending()  # (written, or on its way, before the client can see how it ended)
     for frame in tail:
         await connection.send_chunk(frame)
     if failure.cut is Cut.FIN:
@@ -222,7 +222,7 @@ async def _stream(plan: Plan, body: sse.StreamBody, connection: Connection, entr
             wait = next(waits, None)
         if failure is None:
             journal.finish(entry, COMPLETED)
-            await journal.settle()  # (written before the client can see the end)
+            await journal.ending()  # (written, or on its way, before the client can see the end)
             if plan.timing.tail_ms:  # (a recorded stream: the wait before its `[DONE]`)
                 await timers.sleep(plan.timing.tail_ms / 1000)
             await send(body.done)

@@ -164,7 +164,7 @@ class Router:
             connection = _ASGIBody(connection, send)
         async with _cancelled_on_disconnect(scope, receive):
             await self.forwarder.forward(forward, send, connection, exchange.entry, self.state.journal)
-        await self.state.journal.settle()
+        await self.state.journal.ending()
 
     async def _carry_out(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, plan: Plan,
                          exchange: common.Exchange, origin: str | None) -> None:
@@ -190,7 +190,7 @@ class Router:
         headers = reply.headers + common.response_headers(self.state.config, exchange, origin, reply.headers)
         if reply.stream is None:
             headers.append(("content-length", str(len(reply.body))))
-            await self.state.journal.settle()  # (written before the client has the answer)
+            await self.state.journal.ending()  # (written, or on its way, before the client has the answer)
         start = {"type": "http.response.start", "status": reply.status,
                  "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]}
         if reply.stream is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,9 @@ from ..engine import Engine
 from ..journal import Journal
 from ..log import RequestLog
 from ..scenario.model import Config
-from ..store import Source, Store
+from ..store import Source, Store, StoreUnavailable
 from ..store.memory import MemoryStore
+from ..store.redis import RedisStore
 from ..wire import models, responses
 from .access import Access
 from .common import BODY_TIMEOUT
@@ -27,6 +29,8 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 # publication returns once every one of them serves it, or after PUBLISH_WAIT.
 ANNOUNCE_TTL = 1.0
 PUBLISH_WAIT = 1.0
+# A reader of the journal waits this long at most for the other processes to write theirs.
+FLUSH_WAIT = 1.0
 
 
 @attrs.frozen
@@ -52,7 +56,10 @@ class MockState:
         self.settings = settings = settings or Settings()
         self.access = Access(config, settings.bound_host, settings.allowed_hosts)
         self.log = log or RequestLog(None)
-        self.journal = Journal(self.store, on_finish=self.log.entry, on_lost=self._journal_lost)
+        shared = isinstance(self.store, RedisStore)  # (other processes may use it too)
+        self.journal = Journal(self.store, on_finish=self.log.entry, on_lost=self._journal_lost, write_behind=shared)
+        if shared:
+            self.journal.barrier = self.flush_everywhere
         self.models = self._models(config)
         self._lost_since: float | None = None
 
@@ -79,7 +86,6 @@ class MockState:
         """Serve `config` (loaded from `sources`) here, and everywhere that shares the store: a
         PUT or a --watch reload. The state starts afresh; the journal is kept."""
         version = await self.store.put_config(sources)
-        self.journal.forget_pending()
         await self.store.reset(journal=False)
         self.replace(config, version, sources)
         await self.store.announce(self.member, version, ANNOUNCE_TTL)
@@ -87,8 +93,40 @@ class MockState:
             while any(served < version for served in (await self.store.announced()).values()):  # noqa: ASYNC110
                 await trio.sleep(0.01)
 
+    async def flush_everywhere(self) -> None:
+        """Return once every process that shares the store has written what its journal held
+        when asked (or after FLUSH_WAIT, for those that do not answer: gone, or hung): so that
+        the journal, read after a client has seen the end of an answer, lists it whichever
+        process served it (`Journal`)."""
+        store = self.store
+        assert isinstance(store, RedisStore)
+        others = [member for member in await store.announced() if member != self.member]
+        if not others:
+            return
+        token = uuid.uuid4().hex
+        await store.ask_to_flush(others, token)
+        await store.flushed(token, len(others), FLUSH_WAIT)
+
+    async def answer_flushes(self) -> None:
+        """Write the journal whenever another process that reads it asks (`flush_everywhere`)."""
+        store = self.store
+        assert isinstance(store, RedisStore)
+        while True:
+            try:
+                tokens = await store.flush_asked(self.member, 1.0)
+                if tokens:
+                    await self.journal.settle()
+                    await store.say_flushed(self.member, tokens)
+            except StoreUnavailable:
+                await trio.sleep(0.1)  # (the requests that need the store say so; this asks again)
+
     async def reset(self, session: str | None = None) -> None:
-        """`POST /_mock/reset`: the state and the journal, of everything or one session."""
+        """`POST /_mock/reset`: the state and the journal, of everything or one session. (Other
+        processes may hold entries of answers that ended before it, not written yet: they are
+        written first, then forgotten with the rest.)"""
+        await self.journal.settle()
+        if self.journal.barrier is not None:
+            await self.journal.barrier()
         self.journal.forget_pending(session)
         await self.store.reset(session)
 

@@ -7,10 +7,12 @@ Keys, under the prefix (`openai-mock:` by default; several mocks may share one R
 - `s:<session>:counts`: a hash of the session's counters (steps per rule, requests);
 - `s:<session>:r:<response id>` and `s:<session>:i:<item id>`: stored Responses and their
   output items (JSON), each with the responses' time to live;
-- `journal:seq`, `journal:order` (a sorted set: the order requests started in),
+- `journal:order` (a sorted set: the order requests started in, by their start times),
   `journal:entries` (a hash of entries as JSON) and `journal:s:<session>` (one session's order);
 - `members:<host:pid>`: the configuration version each serving process serves, kept for a
-  second and renewed ten times a second.
+  second and renewed ten times a second;
+- `flush:<member>` and `flushed:<token>`: a reader of the journal asks every member to write
+  what its journal holds, and waits for their answers (lists, kept for ten seconds).
 Sessions are percent-encoded in key names, so no session can reach another's keys.
 """
 
@@ -38,28 +40,30 @@ from . import (
 
 DEFAULT_PREFIX = "openai-mock:"
 TIMEOUT = 2.0  # seconds a command may take before the store counts as unavailable
+FLUSH_KEPT_MS = 10_000  # how long an unanswered request to write the journal, or its answers, are kept
 T = TypeVar("T")
 
 # Add or update journal entries, and drop the oldest beyond the cap, in one round trip.
-# KEYS: seq, order, entries. ARGV: limit, the prefix of per-session orders, then (member, json)
-# pairs, a member being "<session>/<key>".
+# KEYS: order, entries. ARGV: limit, the prefix of per-session orders, then (member, order, json)
+# triples, a member being "<session>/<key>". Entries are ordered by the time their requests
+# started (`Entry.order`: as the clock of the machine that served each one tells it), not by when
+# they are written: a process writes its entries in batches, behind its answers.
 _JOURNAL_PUT = """
 local limit = tonumber(ARGV[1])
 local per_session = ARGV[2]
-for i = 3, #ARGV, 2 do
-  local member, json = ARGV[i], ARGV[i + 1]
-  if redis.call('HEXISTS', KEYS[3], member) == 0 then
-    local seq = redis.call('INCR', KEYS[1])
-    redis.call('ZADD', KEYS[2], seq, member)
-    redis.call('ZADD', per_session .. string.match(member, '^[^/]*'), seq, member)
+for i = 3, #ARGV, 3 do
+  local member, started, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('HEXISTS', KEYS[2], member) == 0 then
+    redis.call('ZADD', KEYS[1], started, member)
+    redis.call('ZADD', per_session .. string.match(member, '^[^/]*'), started, member)
   end
-  redis.call('HSET', KEYS[3], member, json)
+  redis.call('HSET', KEYS[2], member, json)
 end
-local over = redis.call('ZCARD', KEYS[2]) - limit
+local over = redis.call('ZCARD', KEYS[1]) - limit
 if over > 0 then
-  local gone = redis.call('ZPOPMIN', KEYS[2], over)
+  local gone = redis.call('ZPOPMIN', KEYS[1], over)
   for j = 1, #gone, 2 do
-    redis.call('HDEL', KEYS[3], gone[j])
+    redis.call('HDEL', KEYS[2], gone[j])
     redis.call('ZREM', per_session .. string.match(gone[j], '^[^/]*'), gone[j])
   end
 end
@@ -214,8 +218,8 @@ class RedisStore:
             return
         args: list[str | int] = [self.journal_limit, self._key("journal", "s", "")]
         for entry in entries:
-            args += [f"{_session(entry.session)}/{entry.key}", json.dumps(entry.as_json())]
-        keys = [self._key("journal", "seq"), self._key("journal", "order"), self._key("journal", "entries")]
+            args += [f"{_session(entry.session)}/{entry.key}", repr(entry.order), json.dumps(entry.as_json())]
+        keys = [self._key("journal", "order"), self._key("journal", "entries")]
         await self._run(lambda r: r.eval(_JOURNAL_PUT, keys=keys, args=args))
 
     async def journal(self, session: str | None = None) -> list[dict[str, Any]]:
@@ -233,7 +237,7 @@ class RedisStore:
     async def reset(self, session: str | None = None, journal: bool = True) -> None:
         if session is None:
             if journal:
-                keys = [self._key("journal", name) for name in ("seq", "order", "entries")]
+                keys = [self._key("journal", name) for name in ("order", "entries")]
                 await self._delete_starting(self._key("journal", "s", ""))
                 await self._run(lambda r: r.delete(keys))
             await self._delete_starting(self._key("s", ""))
@@ -279,6 +283,51 @@ class RedisStore:
     async def announce(self, member: str, version: int, ttl: float) -> None:
         key = self._key("members", member)
         await self._run(lambda r: r.set(key, str(version), px=int(ttl * 1000)))
+
+    # --- asking every process to write its journal (see `Journal`: readers wait on writers) ----
+
+    async def ask_to_flush(self, members: Sequence[str], token: str) -> None:
+        """Ask each of `members` to write what its journal holds, and to answer `token`."""
+        async def ask(r: Any) -> None:
+            async with r.pipeline(transaction=False) as pipe:
+                for member in members:
+                    key = self._key("flush", member)
+                    pipe.rpush(key, [token])
+                    pipe.pexpire(key, FLUSH_KEPT_MS)  # (a process that is gone never pops it)
+
+        await self._run(ask)
+
+    async def flush_asked(self, member: str, within: float) -> list[str]:
+        """Wait up to `within` seconds until `member` is asked to write its journal; the tokens
+        to answer (none if it was not asked)."""
+        key = self._key("flush", member)
+        popped: list[str] | None = await self._run(lambda r: r.blpop([key], timeout=within),
+                                                   within=self.timeout + within)
+        if popped is None:
+            return []
+        more: list[str] | None = await self._run(lambda r: r.lpop(key, 1000))
+        return [popped[1], *(more or [])]
+
+    async def say_flushed(self, member: str, tokens: Sequence[str]) -> None:
+        async def say(r: Any) -> None:
+            async with r.pipeline(transaction=False) as pipe:
+                for token in tokens:
+                    key = self._key("flushed", token)
+                    pipe.rpush(key, [member])
+                    pipe.pexpire(key, FLUSH_KEPT_MS)
+
+        await self._run(say)
+
+    async def flushed(self, token: str, count: int, within: float) -> int:
+        """Wait up to `within` seconds for `count` answers to `token`; how many came."""
+        key = self._key("flushed", token)
+        came = 0
+        deadline = trio.current_time() + within
+        while came < count and (left := deadline - trio.current_time()) > 0:
+            popped = await self._run(lambda r: r.blpop([key], timeout=max(left, 0.001)),
+                                     within=self.timeout + left)
+            came += popped is not None
+        return came
 
     async def announced(self) -> dict[str, int]:
         start = self._key("members", "")
