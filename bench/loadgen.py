@@ -45,7 +45,7 @@ class Response:
     arrival times kept in `times`), `data: [DONE]` sets `done`."""
 
     __slots__ = ("sse", "times", "buf", "status", "mode", "left", "need_crlf", "complete",
-                 "events", "done", "sse_buf", "first_byte", "first_event", "body_bytes", "chunks")
+                 "events", "done", "sse_buf", "first_byte", "first_event", "body_bytes", "chunks", "close")
 
     def __init__(self, sse: bool = False, times: list[float] | None = None, keep_body: bool = False):
         self.sse = sse
@@ -63,6 +63,7 @@ class Response:
         self.first_byte = 0.0
         self.first_event = 0.0  # when the first `data:` event arrived
         self.body_bytes = 0
+        self.close = False  # the server said `Connection: close`: it ends the connection after this response
 
     def feed(self, data: bytes, now: float) -> bool:
         """Take bytes that arrived at `now`; True once the response is complete."""
@@ -80,6 +81,7 @@ class Response:
             for line in head[1:]:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
+            self.close = "close" in headers.get("connection", "").lower()
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 self.mode = CHUNKED
             elif "content-length" in headers:
@@ -333,6 +335,16 @@ def throughput_worker(barrier: Any, host: str, port: int, request: bytes, connec
                 else:
                     bad += 1
                 latencies.append(now - sent_at[fd])
+            if parser.close:  # (hypercorn ends a connection after 1,000 requests, as wrk would see)
+                poller.unregister(fd)
+                sock.close()
+                del socks[fd]
+                sock = socket.create_connection((host, port))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setblocking(False)
+                fd = sock.fileno()
+                socks[fd] = sock
+                poller.register(fd, select.EPOLLIN)
             try:
                 sock.send(request)
             except OSError:
