@@ -192,3 +192,16 @@ def test_a_redis_that_is_down_is_reported_not_waited_for(redis_server):
 def test_shown_urls_hide_passwords():
     assert shown_url("redis://user:pw@host:6379/1") == "redis://user:***@host:6379/1"
     assert shown_url("redis://host:6379/1") == "redis://host:6379/1"
+
+
+@run
+async def test_members_are_announced_for_a_time(open_store):
+    async with open_store() as store:
+        assert await store.announced() == {}
+        await store.announce("host:1:a", 3, ttl=0.4)
+        await store.announce("host:2:b", 4, ttl=30)
+        assert await store.announced() == {"host:1:a": 3, "host:2:b": 4}
+        await store.announce("host:1:a", 5, ttl=0.4)  # (renewed, with the version it now serves)
+        assert await store.announced() == {"host:1:a": 5, "host:2:b": 4}
+        await trio.sleep(0.6)
+        assert await store.announced() == {"host:2:b": 4}  # the other one's word expired

@@ -9,7 +9,8 @@ Keys, under the prefix (`openai-mock:` by default; several mocks may share one R
   output items (JSON), each with the responses' time to live;
 - `journal:order` (a sorted set: the order requests started in, by their start times),
   `journal:entries` (a hash of entries as JSON) and `journal:s:<session>` (one session's order);
-- `members:<host:pid>`: the configuration version each serving process serves, kept for a
+- `members` (a sorted set of the serving processes, by when their word expires) and
+  `members:version` (a hash): the configuration version each serving process serves, kept for a
   second and renewed ten times a second;
 - `flush:<member>` and `flushed:<token>`: a reader of the journal asks every member to write
   what its journal holds, and waits for their answers (lists, kept for ten seconds).
@@ -86,6 +87,40 @@ _CONFIG_PUT = """
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'sources', ARGV[1])
 return version
+"""
+
+
+# Say that a process serves a configuration version, for a time: one sorted set of the members by
+# when they expire (Redis's clock), and a hash of their versions; the expired ones are dropped
+# here. (One round trip to read them all, however many other keys the Redis holds: a SCAN would
+# walk its whole keyspace.) KEYS: members, versions. ARGV: member, ttl (seconds), version.
+_ANNOUNCE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, member in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('HDEL', KEYS[2], member)
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 0
+"""
+
+# The members whose announcement has not expired, and their versions: member, version, ...
+# KEYS: members, versions.
+_ANNOUNCED = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local version = redis.call('HGET', KEYS[2], member)
+  if version then
+    table.insert(out, member)
+    table.insert(out, version)
+  end
+end
+return out
 """
 
 
@@ -281,8 +316,13 @@ class RedisStore:
         return int(version) if version is not None else 0
 
     async def announce(self, member: str, version: int, ttl: float) -> None:
-        key = self._key("members", member)
-        await self._run(lambda r: r.set(key, str(version), px=int(ttl * 1000)))
+        keys = [self._key("members"), self._key("members", "version")]
+        await self._run(lambda r: r.eval(_ANNOUNCE, keys=keys, args=[member, ttl, version]))
+
+    async def announced(self) -> dict[str, int]:
+        keys = [self._key("members"), self._key("members", "version")]
+        found: list[str] = await self._run(lambda r: r.eval(_ANNOUNCED, keys=keys, args=[]))
+        return {member: int(version) for member, version in zip(found[::2], found[1::2])}
 
     # --- asking every process to write its journal (see `Journal`: readers wait on writers) ----
 
@@ -328,13 +368,3 @@ class RedisStore:
                                      within=self.timeout + left)
             came += popped is not None
         return came
-
-    async def announced(self) -> dict[str, int]:
-        start = self._key("members", "")
-
-        async def read(r: Any) -> dict[str, int]:
-            keys = [key async for key in r.scan_iter(match=_pattern(start) + "*", count=1000)]
-            values = await r.mget(keys) if keys else []
-            return {key[len(start):]: int(value) for key, value in zip(keys, values) if value is not None}
-
-        return await self._run(read)
