@@ -133,7 +133,7 @@ class Server:
 # The collector sees only what survived less than FREEZE_EVERY seconds (`young_collections`).
 FREEZE_EVERY = 0.5
 FULL_COLLECTION_AFTER = 60.0  # seconds; then a full collection at the first quiet moment...
-FULL_COLLECTION_AT_LATEST = 600.0  # ...or after this long, quiet or not
+FULL_COLLECTION_AT_LATEST = 3600.0  # ...or after this long, quiet or not (a pass over every stream: a stall)
 
 
 async def young_collections(quiet: Callable[[], bool], every: float = FREEZE_EVERY) -> None:
@@ -147,7 +147,7 @@ async def young_collections(quiet: Callable[[], bool], every: float = FREEZE_EVE
     their last reference goes (which is how a request's objects go: nothing it makes is left
     in a reference loop, see docs/architecture.md); loops set aside are freed by a full
     collection, at the first quiet moment (`quiet()`: no stream in flight) a minute after the
-    last one, and after ten minutes whatever the load. (Nothing here counts the objects set
+    last one, and after an hour whatever the load. (Nothing here counts the objects set
     aside: `gc.get_freeze_count()` walks them all, 30 ms at 10,000 streams.)"""
     last_full = trio.current_time()
     while True:
