@@ -12,13 +12,13 @@ tuning), so that the comparison is about per-request work, not about configurati
 
 from __future__ import annotations
 
-import argparse
-import gc
-
 import trio
-from floor_payloads import COMPLETION, DONE, FRAME  # (bench/ is on sys.path: run as a script)
-from hypercorn.config import Config
-from hypercorn.trio import serve
+from floor_payloads import (  # (bench/ is on sys.path: run as a script)
+    COMPLETION,
+    DONE,
+    FRAME,
+    run_on_hypercorn,
+)
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -47,23 +47,5 @@ async def stream(chunks: int, delay_ms: int) -> Response:
     return response
 
 
-async def main(port: int) -> None:
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.backlog = 4096  # as openai-mock: hypercorn's 100 drops bursts of connections
-    config.accesslog = None
-    config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve, app, config)
-        gc.collect()  # as openai-mock's server.tune_gc
-        gc.freeze()
-        gc.set_threshold(50_000, 50, 100)
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    try:
-        trio.run(main, parser.parse_args().port)
-    except KeyboardInterrupt:
-        pass
+    run_on_hypercorn(app, __doc__.splitlines()[0])

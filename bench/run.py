@@ -1,7 +1,8 @@
 """openai-mock's benchmark: figures, with ratios against baselines measured in the same run.
 
-    python bench/run.py [--quick] [--only throughput|ready|fidelity|concurrency|streams]
-                        [--server openai-mock|openai-mock-w2|openai-mock-api|floor|floor-trio|floor-h11]
+    python bench/run.py [--quick] [--only throughput|ready|fidelity|concurrency|streams|fixed]
+                        [--server openai-mock|openai-mock-w2|openai-mock-api|floor|floor-hypercorn|
+                                  floor-trio|floor-h11]
                         [--loadgen auto|wrk|python]
 
 Prints one table per figure (see bench/README.md for what each means and the targets) and a
@@ -41,6 +42,8 @@ from servers import (  # noqa: E402
     PEER_CLI,
     PING,
     ROOT,
+    SHORT_EVENTS,
+    SHORT_TEXT,
     Meter,
     Running,
     Target,
@@ -48,17 +51,18 @@ from servers import (  # noqa: E402
     targets,
 )
 
-SECTIONS = ("throughput", "ready", "fidelity", "concurrency", "streams")
+SECTIONS = ("throughput", "ready", "fidelity", "concurrency", "streams", "fixed")
 ORDER = ("openai-mock", "openai-mock-api", "floor")
 # which servers take part in which figure, in this order
 TAKE_PART = {
-    "throughput": ("openai-mock", "openai-mock-w2", "openai-mock-api", "floor"),
+    "throughput": ("openai-mock", "openai-mock-w2", "openai-mock-api", "floor", "floor-hypercorn"),
     "ready": ORDER,
     "fidelity": ORDER,
     "concurrency": ORDER,
     "streams": ("openai-mock", "openai-mock-w2", "openai-mock-api", "floor-trio", "floor-h11"),
+    "fixed": ("openai-mock", "openai-mock-api", "floor-hypercorn", "floor-trio", "floor-h11"),
 }
-SERVERS = ("openai-mock", "openai-mock-w2", "openai-mock-api", "floor", "floor-trio", "floor-h11")
+SERVERS = ("openai-mock", "openai-mock-w2", "openai-mock-api", "floor", "floor-hypercorn", "floor-trio", "floor-h11")
 STREAM_DELAY_MS = 50  # figure 5: openai-mock-api's fixed delay, so that it takes part
 
 
@@ -598,6 +602,53 @@ def streams(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: l
     return figures
 
 
+def fixed(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: list[str],
+          streamed: dict[str, Any] | None) -> dict[str, Any]:
+    """Streams of 3 events (role chunk, one word, closing chunk) at figure 5's slowest rate: what
+    a stream costs apart from its chunks (the connection, the request, the answer's head and end).
+    With figure 5's run at that rate in the same process, what each further chunk costs too."""
+    figures: dict[str, Any] = {}
+    count, rate = min(scale.streams, key=lambda streams: streams[1])
+    delay = STREAM_DELAY_MS
+    rows, notes, skipped = [], [], []
+    for name in TAKE_PART["fixed"]:
+        target = all_targets[name]
+        if not _wanted(target, only, skipped):
+            continue
+        progress(f"fixed: {name}, {count} streams of {SHORT_EVENTS} events at {rate:.0f}/s")
+        result = run_streams(target, workdir, "short50", SHORT_EVENTS, delay, count, rate, scale.clients,
+                             keep_times=False, deadline=count / rate + 120)
+        result.pop("streams")
+        cpu = result["server_cpu_s"] * 1000 / max(result["count"], 1)
+        figures[name] = result | {"cpu_ms": cpu}
+        longer = (streamed or {}).get(f"{name}/{count}@{rate:.0f}")
+        per_chunk = None
+        if longer:
+            longer_cpu = longer["server_cpu_s"] * 1000 / max(longer["count"], 1)
+            per_chunk = (longer_cpu - cpu) / (FIDELITY_EVENTS - SHORT_EVENTS) * 1000
+            figures[name]["per_chunk_us"] = per_chunk
+        rows.append([name, f"{result['completed']:,}", f"{result['failed']:,}", f"{cpu:.2f}", "",
+                     "-" if per_chunk is None else f"{per_chunk:.0f}",
+                     f"{result['client_cpu_s']:.1f}", f"{result['other_cpu_s']:.1f}{' *' if _disturbed(result) else ''}"])
+        notes += [f"{name}: {note}" for note in _problems(result)]
+    base = figures.get("floor-hypercorn", {}).get("cpu_ms")
+    for row in rows:
+        row[4] = ratio(figures[row[0]]["cpu_ms"], base)
+    notes += ["server CPU: what one stream of 3 events cost the server (its connection, request, head, waits "
+              "and end); / floor-hypercorn: the same over what hypercorn alone spends on it (a plain ASGI "
+              "app that streams fixed frames). Each further chunk: figure 5's CPU per stream at the same "
+              f"rate (32 events) minus this one, over the {FIDELITY_EVENTS - SHORT_EVENTS} chunks between "
+              "(the floors' include a trio.sleep each; openai-mock's shared timer sends them without waking "
+              "the stream's task); '-' without figure 5 at this rate in the same run",
+              load()]
+    table(f"6. What a stream costs apart from its chunks: {count:,} streams of {SHORT_EVENTS} data events opened "
+          f"at {rate:,.0f}/s from {scale.clients} client processes, {delay} ms between chunks",
+          ["server", "completed", "failed", "server CPU ms/stream", "/ floor-hypercorn",
+           "each further chunk us", "client CPU s", "other CPU s"],
+          rows + skipped, notes)
+    return figures
+
+
 # --- summary ----------------------------------------------------------------------------------
 
 def summary(results: dict[str, Any], scale: Scale, quick: bool) -> None:
@@ -634,6 +685,11 @@ def summary(results: dict[str, Any], scale: Scale, quick: bool) -> None:
                 cpu = one["server_cpu_s"] * 1000 / max(one["count"], 1)
                 rows.append([f"server CPU per stream, one process, {at}", f"{cpu:.2f} ms", "<= 1.5 ms",
                              _verdict(cpu <= 1.5, one)])
+            short = results.get("fixed") or {}
+            if "openai-mock" in short and "floor-hypercorn" in short:
+                rows.append([f"same, streams of {SHORT_EVENTS} events: openai-mock vs hypercorn alone",
+                             f"{short['openai-mock']['cpu_ms']:.2f} vs {short['floor-hypercorn']['cpu_ms']:.2f} ms",
+                             "(none)", ""])
             continue
         if w2:
             rows.append([f"--workers 2, {at}: completed", f"{w2['completed']:,}", "all",
@@ -719,6 +775,7 @@ def main(argv: list[str] | None = None) -> int:
             "fidelity": (FIDELITY_TEXT, 20),
             "fidelity50": (FIDELITY_TEXT, 50),
             "concurrency": (CONCURRENCY_TEXT, scale.concurrency_delay_ms),
+            "short50": (SHORT_TEXT, STREAM_DELAY_MS),
         })
         try:
             for section in SECTIONS:
@@ -732,8 +789,10 @@ def main(argv: list[str] | None = None) -> int:
                     results[section] = fidelity(all_targets, scale, workdir, args.server)
                 elif section == "concurrency":
                     results[section] = concurrency(all_targets, scale, workdir, args.server)
-                else:
+                elif section == "streams":
                     results[section] = streams(all_targets, scale, workdir, args.server)
+                else:
+                    results[section] = fixed(all_targets, scale, workdir, args.server, results.get("streams"))
         finally:
             for target in all_targets.values():
                 if target.redis is not None:

@@ -7,6 +7,8 @@
   otherwise pick. Its per-chunk delay is fixed at 50 ms (not configurable in 0.4.0).
 - floor: bench/floor_app.py, a minimal quart-trio app on hypercorn; the least our framework
   choice costs.
+- floor-hypercorn: bench/floor_hypercorn.py, a plain ASGI app on hypercorn: what hypercorn
+  alone costs (openai-mock's generation endpoints are a plain ASGI app on it too).
 - floor-trio, floor-h11: bench/floor_trio.py, trio servers with no framework (raw bytes, or
   h11 as hypercorn uses it): what one trio process can reach.
 """
@@ -46,6 +48,9 @@ FIDELITY_TEXT = " ".join(f"word{n}" for n in range(1, 31))
 CONCURRENCY_TEXT = " ".join(f"word{n}" for n in range(1, 9))
 FIDELITY_EVENTS = 32
 CONCURRENCY_EVENTS = 10
+# One word (role chunk + the word + closing chunk = 3 events): a stream's cost apart from its chunks.
+SHORT_TEXT = "word1"
+SHORT_EVENTS = 3
 
 
 def scenario_yaml(streams: dict[str, tuple[str, int | None]], peer: bool) -> str:
@@ -135,6 +140,7 @@ def targets(workdir: Path, streams: dict[str, tuple[str, int | None]]) -> dict[s
         "openai-mock-w2": workers,
         "openai-mock-api": peer,
         "floor": Target("floor", "floor"),
+        "floor-hypercorn": Target("floor-hypercorn", "floor", floor=["floor_hypercorn.py"]),
         "floor-trio": Target("floor-trio", "floor", floor=["floor_trio.py"]),
         "floor-h11": Target("floor-h11", "floor", floor=["floor_trio.py", "--h11"]),
     }
