@@ -751,6 +751,23 @@ def describe(tool: str) -> None:
     sys.stdout.flush()
 
 
+def wakeup() -> dict[str, float] | None:
+    """What a wake-up of a trio event loop costs on this machine (bench/wakeup.py), printed under
+    the title: below saturation a server wakes up to a thousand times a second, and its CPU per
+    stream carries that."""
+    done = subprocess.run([sys.executable, str(BENCH / "wakeup.py")], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        print(f"  wake-up cost: not measured ({(done.stderr.strip().splitlines() or ['?'])[-1]})")
+        return None
+    figures: dict[str, float] = json.loads(done.stdout)
+    print(f"  wake-up cost (bench/wakeup.py): {figures['idle_us']:.0f} us of CPU per wake-up of a trio task that "
+          f"sleeps 1 ms, {figures['busy_us']:.0f} us per pass of a loop that never sleeps; openai-mock's shared "
+          f"timer: {figures['timer_us']:.0f} us a tick under its own clock, {figures['timer_task_us']:.0f} us with a "
+          f"task of its own (trio's clock)")
+    sys.stdout.flush()
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled down: about 1.5 minutes, indicative only")
@@ -768,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     describe(tool)
     started = time.monotonic()
     results: dict[str, Any] = {"date": datetime.datetime.now().astimezone().isoformat(), "quick": args.quick,
-                               "scale": scale.__dict__, "load_before": os.getloadavg()}
+                               "scale": scale.__dict__, "load_before": os.getloadavg(), "wakeup": wakeup()}
     with tempfile.TemporaryDirectory(prefix="openai-mock-bench-") as tmp:
         workdir = Path(tmp)
         all_targets = targets(workdir, {

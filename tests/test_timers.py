@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,8 +17,10 @@ def run(main) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def test_waits_end_in_order_never_early_and_at_most_a_tick_late():
-    woke: list[tuple[float, float]] = []  # (asked, slept)
+def sleepers(run_with, waits: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Tasks that each wait one of `waits` on the shared timer, all started together, in the
+    order they woke: (asked, slept)."""
+    woke: list[tuple[float, float]] = []
 
     async def sleeper(seconds: float) -> None:
         start = trio.current_time()
@@ -26,10 +29,15 @@ def test_waits_end_in_order_never_early_and_at_most_a_tick_late():
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            for seconds in (0.5, 0.0205, 0.3, 0.02, 0.0001, 1.25, 0.02):
+            for seconds in waits:
                 nursery.start_soon(sleeper, seconds)
 
-    run(main)
+    run_with(main)
+    return woke
+
+
+def test_waits_end_in_order_never_early_and_at_most_a_tick_late():
+    woke = sleepers(run, (0.5, 0.0205, 0.3, 0.02, 0.0001, 1.25, 0.02))
     assert [asked for asked, _ in woke] == [0.0001, 0.02, 0.02, 0.0205, 0.3, 0.5, 1.25]
     for asked, slept in woke:
         assert asked <= slept + 1e-9 <= asked + timers.GRID + 1e-9, (asked, slept)
@@ -226,6 +234,35 @@ def test_a_frame_that_fails_to_be_made_raises_in_the_streams_task():
     run(main)
 
 
+async def _how_late(wake: float, due: float, steps: list[float]) -> float:
+    """How late a paced frame due at `due` goes out, while tasks woken at `wake` each take one
+    step of the given length (busy: as a burst of new requests' steps takes). Real time."""
+    sent: list[float] = []
+
+    def send_now(frame: bytes) -> bool:
+        sent.append(trio.current_time())
+        return True
+
+    async def busy(length: float) -> None:
+        await trio.sleep_until(wake)
+        until = trio.current_time() + length
+        while trio.current_time() < until:
+            pass
+
+    async def paced() -> None:  # (its wait ends just before `due`: the timer rounds it up to `due`)
+        await timers.shared().pace(due - timers.GRID / 2 - trio.current_time(), iter(()), iter([b"x"]), send_now)
+
+    async with trio.open_nursery() as nursery:
+        for length in steps:
+            nursery.start_soon(busy, length)
+        nursery.start_soon(paced)
+    return sent[0] - due
+
+
+def _tick_after(seconds: float) -> float:
+    return math.ceil((trio.current_time() + seconds) / timers.GRID) * timers.GRID
+
+
 def test_a_due_frame_goes_out_before_the_tasks_woken_with_it_run():
     """A paced frame due at the moment another task wakes goes out before that task's step,
     however long the step: trio runs the tasks of a pass in a random order (half the time
@@ -233,31 +270,114 @@ def test_a_due_frame_goes_out_before_the_tasks_woken_with_it_run():
     ten times: the old order lets all ten through about once in a thousand runs."""
     late: list[float] = []
 
-    async def once(due: float) -> float:
-        """How late the frame due at `due` went out, while another task woke at `due` too."""
-        sent: list[float] = []
-
-        def send_now(frame: bytes) -> bool:
-            sent.append(trio.current_time())
-            return True
-
-        async def busy_at_the_same_moment() -> None:
-            await trio.sleep_until(due)
-            until = trio.current_time() + 0.05
-            while trio.current_time() < until:  # a long step, as a burst of new requests takes
-                pass
-
-        async def paced() -> None:  # (its wait ends just before `due`: the timer rounds it up to `due`)
-            await timers.shared().pace(due - timers.GRID / 2 - trio.current_time(), iter(()), iter([b"x"]), send_now)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(busy_at_the_same_moment)
-            nursery.start_soon(paced)
-        return sent[0] - due
-
     async def main() -> None:
         for _ in range(10):
-            late.append(await once(math.ceil((trio.current_time() + 0.02) / timers.GRID) * timers.GRID))
+            due = _tick_after(0.02)
+            late.append(await _how_late(due, due, [0.05]))
 
     trio.run(main)
+    assert max(late) < 0.04, [round(x, 4) for x in late]
+
+
+# --- under openai-mock's own clock (what serve, its workers and MockServer run trio with), in real time
+
+
+def run_on_our_clock(main) -> None:
+    trio.run(main, clock=timers.Clock())
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the task steps trio runs."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+
+def test_under_our_clock_the_ticks_of_paced_streams_run_no_task():
+    """The clock ends the event loop's waits at the timer's ticks, and the timer fires right
+    after them (`_FireFirst`): no task runs for a tick. (The timer's own task, which trio's
+    clock needs, ran once or more per tick: its cancel scope, its `Cancelled` and its task
+    switch cost as much again as the tick's work.)"""
+    ticks = 40
+    sent: list[list[float]] = [[], [], []]
+    counted = _Steps()
+    during: list[int] = []
+
+    async def paced(index: int) -> None:
+        def send_now(frame: bytes) -> bool:
+            sent[index].append(trio.current_time())
+            if index == 0 and len(sent[0]) == 1:
+                trio.lowlevel.add_instrument(counted)  # from the first frame on
+            return True
+
+        await timers.shared().pace(0.002, iter([0.002] * (ticks - 1)), iter([b"x"] * ticks), send_now)
+        if index == 0:
+            during.append(counted.steps)  # (this step: the first counted after the last frame)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for index in range(3):
+                nursery.start_soon(paced, index)
+
+    run_on_our_clock(main)
+    assert [len(times) for times in sent] == [ticks] * 3
+    for times in sent:
+        assert all(later - earlier >= 0.002 - 1e-9 for earlier, later in zip(times, times[1:]))
+    assert during and during[0] <= 3, f"{during[0]} task steps while {ticks} ticks were paced"
+
+
+def test_under_our_clock_waits_end_in_order_and_never_early():
+    woke = sleepers(run_on_our_clock, (0.25, 0.0205, 0.15, 0.001, 0.06))
+    assert [asked for asked, _ in woke] == [0.001, 0.0205, 0.06, 0.15, 0.25]
+    for asked, slept in woke:
+        assert asked <= slept + 1e-9 <= asked + 0.2, (asked, slept)  # (real time on a loaded machine)
+
+
+def test_under_our_clock_trio_deadlines_and_timer_ticks_both_end_the_loops_wait():
+    """The clock asks trio's own deadlines (cancel scopes) and the timer's next tick, whichever
+    comes first: a short wait of either kind is not held up by a long one of the other."""
+    slept: dict[str, float] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(timers.sleep, 30.0)  # the timer's next tick: in 30 s
+            start = trio.current_time()
+            with trio.move_on_after(0.03):
+                await trio.sleep_forever()
+            slept["trio"] = trio.current_time() - start
+            nursery.cancel_scope.cancel()
+        with trio.move_on_after(30.0):  # trio's next deadline: in 30 s
+            start = trio.current_time()
+            await timers.sleep(0.03)
+            slept["timer"] = trio.current_time() - start
+
+    run_on_our_clock(main)
+    assert 0.03 <= slept["trio"] < 1.0 and 0.03 <= slept["timer"] < 1.0, slept
+
+
+def test_our_clock_is_trios_system_clock():
+    clock = timers.Clock()
+    first = clock.current_time()
+    assert 10_000 <= first <= 200_000 + time.perf_counter() + 1
+    assert clock.current_time() >= first
+    assert clock.deadline_to_sleep_time(clock.current_time() + 5) == pytest.approx(5, abs=0.1)
+    assert clock.deadline_to_sleep_time(math.inf) == math.inf  # (no timer yet: trio's deadline alone)
+
+
+def test_a_frame_due_during_a_long_pass_goes_out_after_the_step_it_came_due_in():
+    """Two tasks wake together and each takes 30 ms (as a burst of new requests does); a paced
+    frame comes due 10 ms into the first one. It goes out as that step ends, not after the whole
+    pass: the timer fires after any task's step once a tick is due (`_FireFirst`). Real time,
+    five times; without that the frame waited for both steps (50 ms late)."""
+    late: list[float] = []
+
+    async def main() -> None:
+        for _ in range(5):
+            wake = _tick_after(0.02)
+            late.append(await _how_late(wake, wake + 0.01, [0.03, 0.03]))
+
+    run_on_our_clock(main)
     assert max(late) < 0.04, [round(x, 4) for x in late]

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 import yaml
 
+from .http import timers
 from .http.common import SESSION_HEADER
 from .http.state import Settings
 from .log import RequestLog
@@ -105,8 +106,8 @@ class MockServer:
             return self._start_workers()
         sock = listen(self.host, self._requested_port)
         self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=trio.run, args=(self._main, sock), daemon=True,
-                                        name=f"openai-mock:{self.port}")
+        self._thread = threading.Thread(target=trio.run, args=(self._main, sock), kwargs={"clock": timers.Clock()},
+                                        daemon=True, name=f"openai-mock:{self.port}")
         self._thread.start()
         self._ready.wait()
         if self._failure is not None:

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import trio
 
 from .cli import DEFAULT_PREFIX, EXIT_BAD_CONFIG, warn
+from .http import timers
 from .http.access import is_loopback
 from .http.state import Settings
 from .http.transport import describe_bind_error
@@ -134,7 +135,7 @@ def serve(args: argparse.Namespace) -> int:
 
     status = 0
     try:
-        trio.run(run)
+        trio.run(run, clock=timers.Clock())
     except* KeyboardInterrupt:  # Ctrl-C: trio raises it from inside the nursery, in a group
         pass
     except* StoreUnavailable as group:  # (at start: the configuration could not be published)
@@ -242,7 +243,7 @@ def record(args: argparse.Namespace) -> int:
             print(f"http://{f'[{host}]' if ':' in host else host}:{bound}/v1", flush=True)
 
     try:
-        trio.run(run)
+        trio.run(run, clock=timers.Clock())
     except* KeyboardInterrupt:  # Ctrl-C: every rule recorded is in the file already
         pass
     finally:

@@ -14,6 +14,7 @@ import sys
 
 import trio
 
+from .http import timers
 from .scenario import ConfigError, load_sources
 from .server import Server, tune_gc
 from .serving import open_log, open_store, settings_from
@@ -58,7 +59,7 @@ def main() -> int:
                 sys.stdout.flush()
 
     try:
-        trio.run(run)
+        trio.run(run, clock=timers.Clock())
     except* KeyboardInterrupt:
         pass
     return 0

@@ -4,7 +4,15 @@
 catching `trio.Cancelled` in the sleeping task: about 50 us of CPU per wait here. A stream with
 `delay_ms` waits before every chunk, so a thousand streams at 20 ms wait 50,000 times a second,
 more than a core's worth of sleeping alone. Here a sleeping task parks itself (no scope, no
-exception) in one heap, and one system task per trio run wakes every task that is due.
+exception) in one heap, and the timer wakes every task that is due.
+
+The timer fires after each wait of the event loop for I/O (`_FireFirst`, a trio instrument).
+What makes the loop stop waiting when the next tick is due: under openai-mock's own `Clock`
+(what `serve`, its workers and `MockServer` run trio with), the clock itself, which trio asks
+how long it may wait; no task runs for a tick. Under any other clock (trio's, or a test's
+`MockClock`), a system task sleeping in a cancel scope until the next tick (`Timers.run`): its
+scope, its `trio.Cancelled` and its task switch cost about as much as the tick's own work
+again, paid on each of up to a thousand ticks a second (bench/wakeup.py measures both ways).
 
 The timer wakes on a 1 ms grid (each wait ends on the first millisecond boundary at or after its
 deadline): waits that end in the same millisecond end together, in one wake-up of the timer,
@@ -12,11 +20,11 @@ however spread out the streams began. A wait is therefore never shorter than ask
 a millisecond longer.
 
 A stream's chunks can also be paced by the timer itself (`pace`): its task parks once, and at
-each chunk's time the timer's own task sends the chunk (`send_now`, a non-blocking write) and
-counts the next wait from then. Waking the stream's task for each chunk (a task switch, and its
-whole chain of coroutines resumed and suspended again) cost more than the write; the task wakes
-only when the chunks it gave are sent, when the next wait is zero, or when a write could not go
-out at once.
+each chunk's time the timer sends the chunk (`send_now`, a non-blocking write, called as the
+timer fires) and counts the next wait from then. Waking the stream's task for each chunk (a task
+switch, and its whole chain of coroutines resumed and suspended again) cost more than the
+write; the task wakes only when the chunks it gave are sent, when the next wait is zero, or
+when a write could not go out at once.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import random
+import time
 from collections.abc import Callable, Iterator
 
 import outcome
@@ -62,6 +72,11 @@ class Timers:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def next_due(self) -> float:
+        """When the next tick is due (math.inf with nothing to wait for)."""
+        heap = self._heap
+        return heap[0][0] if heap else math.inf
+
     async def sleep(self, seconds: float) -> None:
         """Like `trio.sleep`: a checkpoint, cancellable, never shorter than `seconds`."""
         entry: list[Target] = [trio.lowlevel.current_task()]
@@ -71,13 +86,13 @@ class Timers:
     async def pace(self, wait: float, waits: Iterator[float], frames: Iterator[bytes],
                    send_now: Callable[[bytes], bool]) -> Paced:
         """After `wait` (positive), make the next frame (`next(frames)`) and send it with
-        `send_now(frame)`, called from the timer's task: it sends the frame without waiting and
-        says whether it went out whole. Then the same after each next wait of `waits` (counted
-        from the moment the frame before was sent), until `waits` ends, a wait is zero, or a
-        frame is not taken at once. Returns `(None, None)` when `waits` has ended,
-        `(None, 0.0)` at a zero wait (its frame not made yet), and `(frame, None)` for a frame
-        `send_now` could not send (its wait is over: it is due now; the wait after it not taken).
-        Cancellable like `sleep`: a stream cancelled while paced sends nothing more."""
+        `send_now(frame)`, called as the timer fires (not from the stream's task): it sends the
+        frame without waiting and says whether it went out whole. Then the same after each next
+        wait of `waits` (counted from the moment the frame before was sent), until `waits` ends,
+        a wait is zero, or a frame is not taken at once. Returns `(None, None)` when `waits` has
+        ended, `(None, 0.0)` at a zero wait (its frame not made yet), and `(frame, None)` for a
+        frame `send_now` could not send (its wait is over: it is due now; the wait after it not
+        taken). Cancellable like `sleep`: a stream cancelled while paced sends nothing more."""
         entry: list[Target] = [_Pace(trio.lowlevel.current_task(), waits, frames, send_now)]
         self._push(trio.current_time() + wait, entry)
         paced: Paced = await trio.lowlevel.wait_task_rescheduled(self._aborter(entry))
@@ -127,8 +142,8 @@ class Timers:
         self._cancelled = 0
 
     def fire(self) -> None:
-        """Make due what is due: send paced streams' frames, wake sleepers. Called by the
-        timer's task, and first of all after each wait of the event loop for I/O (`_FireFirst`)."""
+        """Make due what is due: send paced streams' frames, wake sleepers. Called after each
+        wait of the event loop for I/O (`_FireFirst`), and by the timer's task when it has one."""
         heap = self._heap
         now = trio.current_time()
         while heap and heap[0][0] <= now:
@@ -153,17 +168,51 @@ class Timers:
 
 class _FireFirst(trio.abc.Instrument):
     """Fire the shared timer as soon as the event loop is back from waiting for I/O, before it
-    runs any task: trio runs the tasks made runnable meanwhile in a random order (half the time
-    reversed), so the timer's own task ran after all of them half the time, and a paced frame
-    that was due waited for every new request's steps of the pass (figure 3 of the bench:
-    1,000 streams started at 5,000/s). The timer's task stays: it makes the loop wake when the
-    next wait ends."""
+    runs any task, and after any task's step when a tick has come due meanwhile. trio runs the
+    tasks made runnable during a wait in a random order (half the time reversed): the timer's
+    own task ran after all of them half the time, and a paced frame that was due waited for
+    every new request's steps of the pass (figure 3 of the bench: 1,000 streams started at
+    5,000/s). And a pass of many such steps takes milliseconds: a frame that comes due during it
+    goes out after the step it came due in, not after the pass. What makes the loop wake when
+    the next wait ends is the `Clock`, or else the timer's task."""
 
     def __init__(self, timers: Timers):
         self.timers = timers
+        self._heap = timers._heap  # (the same list for the timer's life: compacted in place)
+        self._now = trio.lowlevel.current_clock().current_time
+        self._fire = timers.fire
 
     def after_io_wait(self, timeout: float) -> None:
-        self.timers.fire()
+        self._fire()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        heap = self._heap
+        if heap and heap[0][0] <= self._now():
+            self._fire()
+
+
+class Clock(trio.abc.Clock):
+    """trio's system clock (`time.perf_counter`, with a random offset as trio's has), which also
+    ends the event loop's wait for I/O when the shared timer's next tick is due: pass it to
+    `trio.run(..., clock=Clock())`, and the timer needs no task of its own (see above)."""
+
+    def __init__(self) -> None:
+        self._offset = random.uniform(10_000, 200_000)
+        self.timers: Timers | None = None  # the run's shared timer, once started
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return self._offset + time.perf_counter()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        """How long the loop may wait for I/O: until trio's next deadline (`deadline`: its cancel
+        scopes') or the timer's next tick, whichever comes first."""
+        timers = self.timers
+        if timers is not None:
+            deadline = min(deadline, timers.next_due())
+        return deadline - (self._offset + time.perf_counter())
 
 
 _TIMERS: trio.lowlevel.RunVar[Timers] = trio.lowlevel.RunVar("openai_mock.timers")
@@ -177,7 +226,11 @@ def shared() -> Timers:
         timers = Timers()
         _TIMERS.set(timers)
         trio.lowlevel.add_instrument(_FireFirst(timers))
-        trio.lowlevel.spawn_system_task(timers.run, name="openai_mock.timers")
+        clock = trio.lowlevel.current_clock()
+        if isinstance(clock, Clock):
+            clock.timers = timers  # (it ends the loop's waits at the ticks: a clock serves one run)
+        else:
+            trio.lowlevel.spawn_system_task(timers.run, name="openai_mock.timers")
         return timers
 
 
