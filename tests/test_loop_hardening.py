@@ -274,7 +274,9 @@ def test_a_big_put_does_not_block_the_loop(fresh_server):
     assert result["answer"].startswith(b"HTTP/1.1 200"), result["answer"][:300]
     assert time.monotonic() - started > 1.0  # the load took a while: the probes below ran during it
     assert len(times) >= 5
-    assert max(times) < 0.1, times
+    # loading on the loop held every probe for the whole load (over a second, asserted above);
+    # off it, a probe takes 10-60 ms here, and a loaded 2-core machine has added 0.1 s
+    assert max(times) < 0.4, times
     assert streams.complete()
     listed = httpx.get(f"{server.root}/_mock/scenarios", timeout=10).json()["data"]
     assert len(listed) == 8000 and listed[-1]["id"] == "rule-7999"
@@ -305,7 +307,9 @@ def test_a_big_reload_does_not_block_the_loop(fresh_server, tmp_path):
     assert "reloaded" in server.log() and "8000 rules" in server.log()
     assert time.monotonic() - started > 1.0
     assert len(times) >= 5
-    assert max(times) < 0.1, times
+    # loading on the loop held every probe for the whole load (over a second, asserted above);
+    # off it, a probe takes 10-60 ms here, and a loaded 2-core machine has added 0.1 s
+    assert max(times) < 0.4, times
 
 
 def raw_put(server, head: str, body: bytes = b"") -> bytes:
