@@ -330,8 +330,8 @@ def test_under_our_clock_the_ticks_of_paced_streams_run_no_task():
 
 
 def test_under_our_clock_waits_end_in_order_and_never_early():
-    woke = sleepers(run_on_our_clock, (0.25, 0.0205, 0.15, 0.001, 0.06))
-    assert [asked for asked, _ in woke] == [0.001, 0.0205, 0.06, 0.15, 0.25]
+    woke = sleepers(run_on_our_clock, (0.4, 0.05, 0.25, 0.001, 0.15))
+    assert [asked for asked, _ in woke] == [0.001, 0.05, 0.15, 0.25, 0.4]
     for asked, slept in woke:
         assert asked <= slept + 1e-9 <= asked + 0.2, (asked, slept)  # (real time on a loaded machine)
 
