@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,10 +207,8 @@ def throughput(all_targets: dict[str, Target], scale: Scale, workdir: Path, tool
     redis_commands: dict[str, int] = {}
     by_process: dict[str, dict[int, float]] = {}
     try:
-        for name in TAKE_PART["throughput"]:
-            target = all_targets[name]
-            if _wanted(target, only, skipped):
-                running[name] = Running(target, workdir)
+        for name, target in _taking_part(TAKE_PART["throughput"], all_targets, only, skipped):
+            running[name] = Running(target, workdir)
         for name, server in running.items():
             server.wait_ready()
             status, body = exchange(server.port, server.target.ping_request())
@@ -436,10 +435,7 @@ def fidelity(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: 
     figures: dict[str, Any] = {}
     for delay, rule in ((20, "fidelity"), (50, "fidelity50")):
         rows, notes, skipped = [], [], []
-        for name in ORDER:
-            target = all_targets[name]
-            if not _wanted(target, only, skipped):
-                continue
+        for name, target in _taking_part(ORDER, all_targets, only, skipped):
             if target.fixed_delay_ms is not None and target.fixed_delay_ms != delay:
                 notes.append(f"{name}: skipped, its delay between chunks is fixed at {target.fixed_delay_ms:.0f} ms "
                              "(not configurable in 0.4.0); compare at 50 ms below")
@@ -485,6 +481,15 @@ def _wanted(target: Target, only: list[str], skipped: list[list[str]]) -> bool:
     return True
 
 
+def _taking_part(names: tuple[str, ...], all_targets: dict[str, Target], only: list[str],
+                 skipped: list[list[str]]) -> Iterator[tuple[str, Target]]:
+    """The servers of `names` that run in this figure (`_wanted`), in that order."""
+    for name in names:
+        target = all_targets[name]
+        if _wanted(target, only, skipped):
+            yield name, target
+
+
 def _problems(result: dict[str, Any]) -> list[str]:
     notes = list(result["problems"].values())
     if result["listen_overflows"]:
@@ -502,10 +507,7 @@ def concurrency(all_targets: dict[str, Target], scale: Scale, workdir: Path, onl
     rows, notes, skipped = [], [], []
     length = (CONCURRENCY_EVENTS - 1) * scale.concurrency_delay_ms / 1000
     deadline = scale.concurrency_streams / scale.concurrency_rate + length + 90
-    for name in ORDER:
-        target = all_targets[name]
-        if not _wanted(target, only, skipped):
-            continue
+    for name, target in _taking_part(ORDER, all_targets, only, skipped):
         if target.fixed_delay_ms is not None:
             notes.append(f"{name}: skipped, its delay between chunks is fixed at {target.fixed_delay_ms:.0f} ms, "
                          f"so a stream of {CONCURRENCY_EVENTS} chunks cannot stay open for seconds")
@@ -553,10 +555,7 @@ def streams(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: l
     length = (FIDELITY_EVENTS - 1) * delay / 1000
     for count, rate in scale.streams:
         rows, notes, skipped = [], [], []
-        for name in TAKE_PART["streams"]:
-            target = all_targets[name]
-            if not _wanted(target, only, skipped):
-                continue
+        for name, target in _taking_part(TAKE_PART["streams"], all_targets, only, skipped):
             progress(f"streams: {name}, {count} streams at {rate:.0f}/s")
             result = run_streams(target, workdir, "fidelity50", FIDELITY_EVENTS, delay, count, rate, scale.clients,
                                  keep_times=True, deadline=count / rate + length + 120)
@@ -611,10 +610,7 @@ def fixed(all_targets: dict[str, Target], scale: Scale, workdir: Path, only: lis
     count, rate = min(scale.streams, key=lambda streams: streams[1])
     delay = STREAM_DELAY_MS
     rows, notes, skipped = [], [], []
-    for name in TAKE_PART["fixed"]:
-        target = all_targets[name]
-        if not _wanted(target, only, skipped):
-            continue
+    for name, target in _taking_part(TAKE_PART["fixed"], all_targets, only, skipped):
         progress(f"fixed: {name}, {count} streams of {SHORT_EVENTS} events at {rate:.0f}/s")
         result = run_streams(target, workdir, "short50", SHORT_EVENTS, delay, count, rate, scale.clients,
                              keep_times=False, deadline=count / rate + 120)
